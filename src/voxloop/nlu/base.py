@@ -1,0 +1,95 @@
+"""The one interface every NLU model implements, and the saved-model manifest.
+
+A saved model is a directory: ``manifest.json`` (format version, model type, labels,
+training data, metrics) beside the model's own files. Nothing in it is pickled: loading a
+model never executes code from the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+from voxloop.errors import ModelFormatError
+from voxloop.schema import Parse, Utterance
+
+__all__ = [
+    "MANIFEST",
+    "FORMAT_VERSION",
+    "Parser",
+    "load_parser",
+    "read_manifest",
+    "write_json_atomic",
+]
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """Text in, `Parse` out. Hyperparameters in ``__init__``, learned state after ``fit``."""
+
+    def fit(
+        self, train: Sequence[Utterance], dev: Sequence[Utterance] | None = None
+    ) -> Self: ...
+
+    def parse(self, texts: Sequence[str]) -> list[Parse]: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self: ...
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader never sees a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and check a model directory's manifest; say what to do when it is wrong."""
+    directory = Path(path)
+    file = directory / MANIFEST
+    if not directory.is_dir():
+        raise ModelFormatError(f"{directory}: no such model directory")
+    if not file.is_file():
+        raise ModelFormatError(
+            f"{directory}: not a voxloop model (no {MANIFEST}); train one with `voxloop train`"
+        )
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFormatError(f"{file}: damaged manifest ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "voxloop-model":
+        raise ModelFormatError(f"{file}: not a voxloop model manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{file}: model format version {version!r}, this voxloop reads version "
+            f"{FORMAT_VERSION}; retrain the model with this version"
+        )
+    return manifest
+
+
+def load_parser(path: str | Path) -> Parser:
+    """Load any saved model, choosing the implementation from its manifest."""
+    manifest = read_manifest(path)
+    model_type = manifest.get("model_type")
+    if model_type == "classical":
+        from voxloop.nlu.classical import ClassicalParser
+
+        return ClassicalParser.load(path)
+    raise ModelFormatError(f"{path}: unknown model type {model_type!r}")
