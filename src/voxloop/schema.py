@@ -7,8 +7,9 @@ never token indices: spans survive tokenizers, languages and speech recognition.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-__all__ = ["DEFAULT_LOCALE", "IntentScore", "Parse", "Span", "Utterance"]
+__all__ = ["DEFAULT_LOCALE", "Feedback", "IntentScore", "Parse", "Span", "Turn", "Utterance"]
 
 DEFAULT_LOCALE = "en-US"
 
@@ -63,3 +64,45 @@ class Parse:
     slots: tuple[Span, ...]
     domain: str | None = None
     locale: str = DEFAULT_LOCALE
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Everything the log keeps about one answered request.
+
+    ``timestamp`` is timezone-aware UTC. Latencies are milliseconds: ``latency_ms`` is the
+    whole request as the server saw it, ``parse_ms`` the model's share (batching included).
+    ``action``/``propensity`` are the response a policy chose and the probability it had of
+    choosing it (for off-policy evaluation); ``experiment``/``arm`` the A/B assignment.
+    """
+
+    turn_id: str
+    timestamp: datetime
+    text: str
+    parse: Parse
+    model_version: str
+    locale: str = DEFAULT_LOCALE
+    user_id: str | None = None
+    session_id: str | None = None
+    experiment: str | None = None
+    arm: str | None = None
+    action: str | None = None
+    propensity: float | None = None
+    latency_ms: float | None = None
+    parse_ms: float | None = None
+    channel: str = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A later signal about a turn, joined to it in the log by ``turn_id``.
+
+    ``kind`` is one of ``rating`` (``value`` in [0, 1] or a 1–5 score), ``barge_in``,
+    ``abandonment``, ``task_success`` (``value`` 1 or 0), ``rephrase``, or a custom name.
+    """
+
+    turn_id: str
+    timestamp: datetime
+    kind: str
+    value: float = 1.0
+    user_id: str | None = None
