@@ -24,7 +24,13 @@ class Corpus:
     problems: tuple[DataError, ...] = field(default=())
 
     def split(self, name: str) -> Sequence[Utterance]:
-        """The utterances of one split; a clear error names the splits there are."""
+        """The utterances of one split; a clear error names the splits there are.
+
+        A corpus whose only split is ``all`` (a plain file without split labels) answers
+        every split name with it.
+        """
+        if name not in self.splits and set(self.splits) == {"all"}:
+            return self.splits["all"]
         if name not in self.splits:
             have = ", ".join(sorted(self.splits)) or "none"
             raise DataError(f"no split {name!r} (this corpus has: {have})", file=self.spec)

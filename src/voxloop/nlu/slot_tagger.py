@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import pycrfsuite  # type: ignore[import-untyped]
+import pycrfsuite
 
 from voxloop.errors import ModelFormatError
 from voxloop.nlu.tokenize import Token, tokenize
@@ -98,7 +98,7 @@ class SlotTagger:
         self,
         *,
         epochs: int = 20,
-        anchors: int = 30,
+        anchors: int = 50,
         gazetteer_folds: int = 5,
         seed: int = 0,
     ) -> None:
@@ -112,7 +112,9 @@ class SlotTagger:
         self._tagger: pycrfsuite.Tagger | None = None
 
     # --- features -------------------------------------------------------------------
-    def features(self, words: Sequence[str], intent: str | None, gazetteer: Gazetteer) -> list[list[str]]:
+    def features(
+        self, words: Sequence[str], intent: str | None, gazetteer: Gazetteer
+    ) -> list[list[str]]:
         """The feature strings of every token (``words`` lower-cased token texts)."""
         n = len(words)
         padded = ["<s>", "<s>", *words, "</s>", "</s>"]
@@ -213,14 +215,10 @@ class SlotTagger:
                     opens[words[idx[0] - 1]] += 1
                 for i in idx:
                     inside[words[i]] += 1
-        self.anchors_ = frozenset(
-            w for w, c in opens.most_common(self.anchors) if inside[w] < c
-        )
+        self.anchors_ = frozenset(w for w, c in opens.most_common(self.anchors) if inside[w] < c)
 
     # --- inference ------------------------------------------------------------------
-    def tag(
-        self, text: str, tokens: Sequence[Token], intent: str | None
-    ) -> tuple[Span, ...]:
+    def tag(self, text: str, tokens: Sequence[Token], intent: str | None) -> tuple[Span, ...]:
         """Slot spans of one text (tokens from `tokenize`), with per-span confidences."""
         if not tokens:
             return ()
@@ -261,7 +259,9 @@ class SlotTagger:
             tagger.anchors_ = frozenset(state["anchor_words"])
             tagger.gazetteer_ = {tuple(k): tuple(v) for k, v in state["gazetteer"]}
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ModelFormatError(f"{model_dir / _STATE_FILE}: unreadable slot tagger ({e})") from None
+            raise ModelFormatError(
+                f"{model_dir / _STATE_FILE}: unreadable slot tagger ({e})"
+            ) from None
         tagger._open(model_dir)
         return tagger
 

@@ -1,0 +1,302 @@
+"""The ``voxloop`` command: parses arguments and calls the library, one call per command.
+
+A user's mistake (bad corpus, missing model, bad option) prints one line and exits 1;
+only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from voxloop.errors import VoxloopError
+
+__all__ = ["main"]
+
+_BATCH = 256
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="utt", file=sys.stderr, leave=False, mininterval=0.5)
+
+
+def _parse_all(parser: Any, texts: Sequence[str], desc: str = "parsing") -> list[Any]:
+    out: list[Any] = []
+    with _progress(len(texts), desc) as bar:
+        for i in range(0, len(texts), _BATCH):
+            batch = texts[i : i + _BATCH]
+            out.extend(parser.parse(batch))
+            bar.update(len(batch))
+    return out
+
+
+def _locales(value: str | None) -> list[str] | None:
+    return [x.strip() for x in value.split(",") if x.strip()] if value else None
+
+
+# --- data -----------------------------------------------------------------------------
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from voxloop.data import check_corpus, format_problems
+
+    corpus = check_corpus(args.spec, locales=_locales(args.locales))
+    sizes = ", ".join(f"{name} {len(utts):,}" for name, utts in corpus.splits.items())
+    print(f"{args.spec}: {sizes or 'no utterances'}")
+    if corpus.problems:
+        print(format_problems(corpus.problems, limit=args.limit))
+        print(f"{len(corpus.problems)} problem(s)")
+        return 1
+    print("no problems")
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from voxloop.data import corpus_stats, format_stats, load_corpus
+
+    stats = corpus_stats(load_corpus(args.spec, locales=_locales(args.locales)))
+    print(json.dumps(stats, indent=2, ensure_ascii=False) if args.json else format_stats(stats))
+    return 0
+
+
+# --- nlu ------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from voxloop.data import load_corpus
+    from voxloop.nlu.classical import ClassicalParser
+    from voxloop.nlu.evaluate import evaluate
+
+    corpus = load_corpus(args.data, locales=_locales(args.locales))
+    train = corpus.split(args.split)
+    dev = corpus.splits.get(args.dev_split) if args.dev_split else None
+    print(f"training on {args.data} [{args.split}]: {len(train):,} utterances", file=sys.stderr)
+    parser = ClassicalParser(sentence_encoder=args.sentence_encoder, seed=args.seed)
+    started = time.perf_counter()
+    with _progress(2, "training") as bar:
+        parser.fit(train, dev, on_stage=lambda stage: (bar.set_postfix_str(stage), bar.update()))
+    seconds = time.perf_counter() - started
+    metadata: dict[str, Any] = {
+        "version": args.version or Path(args.out).name,
+        "training_data": {"spec": args.data, "split": args.split, "n": len(train)},
+    }
+    if dev:
+        dev_eval = evaluate(dev, _parse_all(parser, [u.text for u in dev], "dev"))
+        metadata["metrics"] = {
+            "split": args.dev_split,
+            **{k: v for k, v in dev_eval.to_json().items() if not isinstance(v, (dict, list))},
+        }
+    parser.save(args.out, metadata)
+    summary = f"saved {args.out} in {seconds:.1f} s"
+    if dev:
+        m = metadata["metrics"]
+        summary += (
+            f"; {args.dev_split}: intent {m['intent_accuracy']:.2%}, slot F1 "
+            f"{m['slot_f1']:.2%}, exact match {m['exact_match']:.2%}"
+        )
+    print(summary)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from voxloop.data import load_corpus
+    from voxloop.nlu.base import load_parser
+    from voxloop.nlu.evaluate import evaluate, format_report
+
+    parser = load_parser(args.model)
+    gold = load_corpus(args.data, locales=_locales(args.locales)).split(args.split)
+    started = time.perf_counter()
+    parses = _parse_all(parser, [u.text for u in gold])
+    seconds = time.perf_counter() - started
+    result = evaluate(gold, parses)
+    if args.json:
+        print(
+            json.dumps({**result.to_json(), "parse_seconds": round(seconds, 3)}, ensure_ascii=False)
+        )
+    else:
+        print(format_report(result, title=f"{args.model} on {args.data} [{args.split}]"))
+        print(
+            f"\nparsed {len(gold):,} utterances in {seconds:.2f} s ({len(gold) / seconds:,.0f}/s)"
+        )
+    return 0
+
+
+def _format_parse(p: Any) -> str:
+    intent = (
+        p.intent if p.intent is not None else f"(not recognized; best guess {p.ranking[0].intent})"
+    )
+    lines = [
+        f"{p.text}",
+        f"  intent  {intent}  {p.confidence:.3f}" + (f"  [{p.domain}]" if p.domain else ""),
+    ]
+    for s in p.slots:
+        lines.append(f"  slot    {s.label} = {s.value!r}  ({s.start}:{s.end}, {s.confidence:.2f})")
+    return "\n".join(lines)
+
+
+def _parse_json(p: Any) -> dict[str, Any]:
+    return {
+        "text": p.text,
+        "intent": p.intent,
+        "confidence": p.confidence,
+        "domain": p.domain,
+        "locale": p.locale,
+        "ranking": [{"intent": r.intent, "confidence": r.confidence} for r in p.ranking],
+        "slots": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "label": s.label,
+                "value": s.value,
+                "confidence": s.confidence,
+            }
+            for s in p.slots
+        ],
+    }
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from voxloop.nlu.base import load_parser
+
+    texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    parses = load_parser(args.model).parse(texts)
+    for p in parses:
+        print(json.dumps(_parse_json(p), ensure_ascii=False) if args.json else _format_parse(p))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from voxloop.data import load_corpus
+    from voxloop.nlu.base import load_parser
+    from voxloop.nlu.classical import ClassicalParser
+    from voxloop.nlu.evaluate import evaluate, format_report
+
+    workdir = Path(args.workdir)
+    model_dir = workdir / "models" / f"classical-hass-{args.lang}"
+    print(f"[1/4] reading the embedded Home Assistant corpus (hass:{args.lang})")
+    corpus = load_corpus(f"hass:{args.lang}")
+    train, dev, test = corpus.split("train"), corpus.split("dev"), corpus.split("test")
+    print(f"      train {len(train):,} / dev {len(dev):,} / test {len(test):,} utterances")
+    print(f"[2/4] training the classical parser -> {model_dir}")
+    started = time.perf_counter()
+    parser = ClassicalParser(seed=args.seed)
+    with _progress(2, "training") as bar:
+        parser.fit(train, dev, on_stage=lambda stage: (bar.set_postfix_str(stage), bar.update()))
+    parser.save(
+        model_dir,
+        {
+            "version": model_dir.name,
+            "training_data": {"spec": f"hass:{args.lang}", "split": "train", "n": len(train)},
+        },
+    )
+    print(f"      trained in {time.perf_counter() - started:.1f} s")
+    print("[3/4] evaluating on the held-out test split")
+    loaded = load_parser(model_dir)
+    result = evaluate(test, _parse_all(loaded, [u.text for u in test]))
+    print(format_report(result, title=f"classical parser on hass:{args.lang} [test]"))
+    print("[4/4] parsing a few commands")
+    examples = args.say or [u.text for u in test[:: max(1, len(test) // 5)][:5]]
+    for p in loaded.parse(examples):
+        print(_format_parse(p))
+    print(f'\nmodel saved in {model_dir}; try: voxloop parse --model {model_dir} "..."')
+    return 0
+
+
+# --- wiring ---------------------------------------------------------------------------
+def _add_serve(sub: Any) -> None:
+    try:
+        from voxloop.serve import command  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return
+    p = sub.add_parser("serve", help="serve a model over HTTP (and Wyoming)")
+    command.add_arguments(p)
+    p.set_defaults(func=command.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``voxloop`` command."""
+    from voxloop import __version__
+
+    top = argparse.ArgumentParser(prog="voxloop", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"voxloop {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="check and describe corpora").add_subparsers(
+        dest="data_command", required=True, metavar="SUBCOMMAND"
+    )
+    check = data.add_parser("check", help="report every problem in a corpus")
+    check.add_argument("spec", help="FORMAT:PATH, e.g. snips:../shared/datasets/snips")
+    check.add_argument("--locales", help="comma-separated locales (massive only)")
+    check.add_argument("--limit", type=int, default=50, help="problems to list (default 50)")
+    check.set_defaults(func=cmd_data_check)
+    stats = data.add_parser("stats", help="sizes, labels and lengths of a corpus")
+    stats.add_argument("spec")
+    stats.add_argument("--locales")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=cmd_data_stats)
+
+    train = sub.add_parser("train", help="train a parser on a corpus")
+    train.add_argument("--data", required=True, help="FORMAT:PATH of the training corpus")
+    train.add_argument("--out", required=True, help="model directory to write")
+    train.add_argument("--split", default="train", help="split to train on (default train)")
+    train.add_argument(
+        "--dev-split", default="dev", help="split for model selection (default dev; '' for none)"
+    )
+    train.add_argument("--locales", help="comma-separated locales (massive only)")
+    train.add_argument("--model-type", choices=["classical"], default="classical")
+    train.add_argument(
+        "--sentence-encoder",
+        choices=["auto", "none", "use"],
+        default="auto",
+        help="add a multilingual sentence vector to the intent features (auto: if it helps on dev)",
+    )
+    train.add_argument("--version", help="model version name (default: the directory name)")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a model on a corpus split")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", default="test", help="split to evaluate (default test)")
+    ev.add_argument("--locales")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=cmd_eval)
+
+    parse = sub.add_parser("parse", help="parse texts (arguments, or one per line on stdin)")
+    parse.add_argument("--model", required=True)
+    parse.add_argument("text", nargs="*")
+    parse.add_argument("--json", action="store_true", help="one JSON object per line")
+    parse.set_defaults(func=cmd_parse)
+
+    demo = sub.add_parser("demo", help="train, evaluate and try a model on the embedded data")
+    demo.add_argument(
+        "--workdir", default="voxloop-demo", help="where to write (default ./voxloop-demo)"
+    )
+    demo.add_argument("--lang", default="en", help="Home Assistant language (default en)")
+    demo.add_argument("--say", nargs="*", help="commands to parse at the end")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+
+    _add_serve(sub)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except VoxloopError as e:
+        print(f"voxloop: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("voxloop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

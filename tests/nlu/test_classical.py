@@ -1,0 +1,72 @@
+"""The classical parser's own behaviour beyond the shared conformance suite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from voxloop.data import load_corpus
+from voxloop.nlu.classical import ClassicalParser
+from voxloop.nlu.slot_tagger import bio_tags, spans_from_tags
+from voxloop.nlu.tokenize import tokenize
+from voxloop.schema import Span
+
+
+@given(st.lists(st.sampled_from(["O", "B-a", "I-a", "B-b", "I-b"]), min_size=1, max_size=12))
+def test_bio_tags_and_spans_round_trip_through_character_offsets(tags: list[str]) -> None:
+    text = " ".join(f"w{i}" for i in range(len(tags)))
+    tokens = tokenize(text)
+    spans = spans_from_tags(text, tokens, tags)
+    assert spans_from_tags(text, tokens, bio_tags(tokens, spans)) == spans
+    for s in spans:
+        assert text[s.start : s.end] == s.value
+
+
+def test_an_orphan_inside_tag_opens_a_span_as_conlleval_does() -> None:
+    text = "fly to new york"
+    spans = spans_from_tags(text, tokenize(text), ["O", "O", "I-city", "I-city"])
+    assert spans == (Span(7, 15, "city", "new york"),)
+
+
+def test_manifest_records_what_was_trained_and_chosen(tmp_path: Path) -> None:
+    corpus = load_corpus("hass:en")
+    parser = ClassicalParser(sentence_encoder="none").fit(corpus.split("train")[::6])
+    parser.save(tmp_path / "m", {"training_data": {"spec": "hass:en"}})
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["model_type"] == "classical" and manifest["format_version"] == 1
+    assert manifest["locales"] == ["en-US"]
+    assert "HassTurnOn" in manifest["intents"] and "area" in manifest["slot_labels"]
+    assert manifest["domains"]["HassTurnOn"] == "devices"
+    assert manifest["selected"]["sentence_encoder"] == "none"
+    assert manifest["training_data"] == {"spec": "hass:en"}
+    (parse,) = parser.parse(["turn on the kitchen light"])
+    assert parse.domain is not None and parse.locale == "en-US"
+
+
+def test_the_sentence_encoder_is_used_when_asked(datasets: Path) -> None:
+    corpus = load_corpus(f"hwu64:{datasets / 'hwu64'}")
+    train = corpus.split("train")[::10]
+    parser = ClassicalParser(sentence_encoder="use").fit(train)
+    assert parser.intents_ is not None and parser.intents_.use_encoder_
+    (parse,) = parser.parse(["wake me up at seven tomorrow"])
+    assert parse.intent is not None and parse.intent.startswith("alarm")
+
+
+def test_dev_split_chooses_between_with_and_without_the_encoder(datasets: Path) -> None:
+    corpus = load_corpus(f"atis:{datasets / 'atis'}")
+    parser = ClassicalParser(sentence_encoder="auto").fit(
+        corpus.split("train")[:600], corpus.split("dev")[:200]
+    )
+    assert parser.intents_ is not None
+    tried = {row["sentence_encoder"] for row in parser.intents_.selection_}
+    assert tried == {False, True}
+    best = max(parser.intents_.selection_, key=lambda row: row["accuracy"])["accuracy"]
+    chosen = [
+        r
+        for r in parser.intents_.selection_
+        if r["sentence_encoder"] == parser.intents_.use_encoder_
+    ]
+    assert chosen[0]["accuracy"] == best

@@ -1,0 +1,48 @@
+"""The tokenizer gives exact character offsets in every script."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from voxloop.nlu.tokenize import tokenize
+
+
+@given(st.text(max_size=80))
+def test_tokens_are_exact_slices_of_the_text(text: str) -> None:
+    previous_end = 0
+    for token, start, end in tokenize(text):
+        assert text[start:end] == token
+        assert start >= previous_end and end > start
+        assert not token.isspace()
+        previous_end = end
+
+
+def test_words_punctuation_and_contractions() -> None:
+    words = [t for t, _, _ in tokenize("what's the weather in new-york at 7:30?")]
+    assert words == [
+        "what's",
+        "the",
+        "weather",
+        "in",
+        "new",
+        "-",
+        "york",
+        "at",
+        "7",
+        ":",
+        "30",
+        "?",
+    ]
+
+
+def test_chinese_and_japanese_are_one_token_per_character() -> None:
+    assert [t for t, _, _ in tokenize("今週は午前")] == ["今", "週", "は", "午", "前"]
+    assert [t for t, _, _ in tokenize("明天天气")] == ["明", "天", "天", "气"]
+
+
+def test_devanagari_vowel_signs_stay_inside_their_word() -> None:
+    assert [t for t, _, _ in tokenize("मुझे सुबह जगा दो")] == ["मुझे", "सुबह", "जगा", "दो"]
+
+
+def test_arabic_words_keep_their_offsets() -> None:
+    text = "أيقظني الساعة الخامسة"
+    assert [text[s:e] for _, s, e in tokenize(text)] == text.split()

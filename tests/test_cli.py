@@ -1,0 +1,141 @@
+"""The `voxloop` command as a user meets it: one call per command, one line per mistake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from voxloop.cli import main
+from voxloop.data import load_corpus, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> Path:
+    corpus = load_corpus(f"snips:{datasets / 'snips'}")
+    path = tmp_path_factory.mktemp("data") / "snips-small.jsonl"
+    write_jsonl(corpus.split("train")[:1500], path, split="train")
+    with path.open("a", encoding="utf-8") as f:
+        extra = path.with_suffix(".test.jsonl")
+        write_jsonl(corpus.split("test")[:200], extra, split="test")
+        f.write(extra.read_text(encoding="utf-8"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
+    out = tmp_path_factory.mktemp("models") / "m1"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                f"jsonl:{small_corpus}",
+                "--out",
+                str(out),
+                "--sentence-encoder",
+                "none",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def test_train_writes_a_model_with_a_manifest(model: Path) -> None:
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["version"] == "m1"
+    assert manifest["training_data"]["n"] == 1500
+
+
+def test_eval_json_has_the_headline_keys(
+    model: Path, small_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--model", str(model), "--data", f"jsonl:{small_corpus}", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 200
+    for key in ("intent_accuracy", "slot_f1", "exact_match"):
+        assert 0.5 < result[key] <= 1.0
+
+
+def test_eval_prints_a_readable_table(
+    model: Path, small_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--model", str(model), "--data", f"jsonl:{small_corpus}"]) == 0
+    out = capsys.readouterr().out
+    assert "intent accuracy" in out and "slot F1" in out
+
+
+def test_parse_prints_intent_and_slots(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parse", "--model", str(model), "--json", "play the latest album by madonna"]) == 0
+    parse = json.loads(capsys.readouterr().out)
+    assert parse["intent"] == "PlayMusic"
+    text = parse["text"]
+    assert any(
+        s["label"] == "artist" and text[s["start"] : s["end"]] == "madonna" for s in parse["slots"]
+    )
+
+
+def test_data_check_lists_every_problem_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"text": "turn on the light", "intent": "on"}\n'
+        "{not json\n"
+        '{"text": "", "intent": "on"}\n'
+        '{"text": "hi", "intent": "greet", "slots": [{"start": 0, "end": 9, "label": "x"}]}\n',
+        encoding="utf-8",
+    )
+    assert main(["data", "check", f"jsonl:{bad}"]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:2" in out and f"{bad}:3" in out and f"{bad}:4" in out
+    assert "3 problem(s)" in out
+
+
+def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "stats", f"atis:{datasets / 'atis'}", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert json.dumps(stats).count("4478") >= 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["eval", "--model", "/nonexistent/model", "--data", "hass:en"], "no such model directory"),
+        (["train", "--data", "nosuchformat:x", "--out", "/tmp/x"], "format"),
+        (["data", "check", "bio:/nonexistent/dir"], "/nonexistent/dir"),
+    ],
+)
+def test_user_mistakes_print_one_line_and_exit_1(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("voxloop: error:") and message in err[0]
+
+
+def test_demo_trains_evaluates_and_parses_on_the_embedded_corpus(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxloop",
+            "demo",
+            "--workdir",
+            str(tmp_path),
+            "--say",
+            "turn off the kitchen light",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "intent accuracy" in result.stdout
+    assert "HassTurnOff" in result.stdout and "area = 'kitchen'" in result.stdout
+    assert (tmp_path / "models" / "classical-hass-en" / "manifest.json").is_file()
