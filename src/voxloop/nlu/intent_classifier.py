@@ -25,36 +25,17 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 
 from voxloop.errors import ModelFormatError
-from voxloop.nlu.tokenize import tokenize
+from voxloop.nlu.ngrams import NgramFeatures
 
 __all__ = ["IntentClassifier", "SentenceEncoderChoice"]
 
 SentenceEncoderChoice = Literal["auto", "none", "use"]
 _STATE_FILE = "intents.json"
 _WEIGHTS_FILE = "intents.npz"
-
-
-def word_ngrams(text: str) -> list[str]:
-    """Word 1–3-grams of ``text`` (lower-cased tokens), the word feature analyzer."""
-    words = [t.casefold() for t, _, _ in tokenize(text)]
-    grams = list(words)
-    grams += [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-    grams += [f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)]
-    return grams
-
-
-def _vectorizers() -> list[TfidfVectorizer]:
-    return [
-        TfidfVectorizer(analyzer=word_ngrams, sublinear_tf=True, dtype=np.float32),
-        TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(1, 5), sublinear_tf=True, dtype=np.float32
-        ),
-    ]
 
 
 class _SentenceEncoder:
@@ -113,21 +94,24 @@ class IntentClassifier:
         self.use_encoder_: bool = False
         self.temperature_: float = 1.0
         self.selection_: list[dict[str, Any]] = []
-        self._vectorizers: list[TfidfVectorizer] = []
+        self._ngrams = NgramFeatures()
         self._coef: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         self._intercept: np.ndarray = np.zeros(0, dtype=np.float32)
 
     # --- features -------------------------------------------------------------------
-    def _features(self, texts: Sequence[str], use_encoder: bool) -> sp.csr_matrix:
-        blocks = [v.transform(texts) for v in self._vectorizers]
-        if use_encoder:
-            blocks.append(sp.csr_matrix(_SentenceEncoder.encode(texts)))
-        return sp.hstack(blocks, format="csr", dtype=np.float32)
+    def _features(
+        self, texts: Sequence[str], use_encoder: bool, ngrams: sp.csr_matrix | None = None
+    ) -> sp.csr_matrix:
+        """Features of ``texts``; ``ngrams`` reuses an already computed n-gram block."""
+        if ngrams is None:
+            ngrams = self._ngrams.transform(texts)
+        if not use_encoder:
+            return ngrams
+        encoded = sp.csr_matrix(_SentenceEncoder.encode(texts))
+        return sp.hstack([ngrams, encoded], format="csr", dtype=np.float32)
 
     def _fit_vectorizers(self, texts: Sequence[str]) -> None:
-        self._vectorizers = _vectorizers()
-        for v in self._vectorizers:
-            v.fit(texts)
+        self._ngrams = NgramFeatures().fit(texts)
 
     # --- training -------------------------------------------------------------------
     def fit(
@@ -154,9 +138,11 @@ class IntentClassifier:
         self._fit_vectorizers(fit_texts)
         self.selection_ = []
         best: tuple[float, LinearSVC, bool] | None = None
+        fit_ngrams = self._features(fit_texts, False)
+        held_ngrams = self._features(held_texts, False)
         for use_encoder in encoders:
-            x_fit = self._features(fit_texts, use_encoder)
-            x_held = self._features(held_texts, use_encoder)
+            x_fit = self._features(fit_texts, use_encoder, fit_ngrams)
+            x_held = self._features(held_texts, use_encoder, held_ngrams)
             for c in self.c_values:
                 svm = LinearSVC(C=c, random_state=self.seed).fit(x_fit, fit_y)
                 accuracy = float((svm.predict(x_held) == held_y).mean())
@@ -170,9 +156,9 @@ class IntentClassifier:
         self.c_ = float(svm.C)
         self.temperature_ = (
             _fit_temperature(
-                svm.decision_function(self._features(held_texts, self.use_encoder_)).reshape(
-                    len(held_texts), -1
-                ),
+                svm.decision_function(
+                    self._features(held_texts, self.use_encoder_, held_ngrams)
+                ).reshape(len(held_texts), -1),
                 held_y,
             )
             if len(self.classes_) > 2
@@ -218,6 +204,7 @@ class IntentClassifier:
     # --- persistence ----------------------------------------------------------------
     def save(self, model_dir: Path) -> None:
         """Write the classifier as JSON (vocabularies, settings) and ``.npz`` (weights)."""
+        terms, idfs = self._ngrams.state()
         state = {
             "c_values": list(self.c_values),
             "sentence_encoder": self.sentence_encoder,
@@ -228,14 +215,12 @@ class IntentClassifier:
             "use_encoder": self.use_encoder_,
             "temperature": self.temperature_,
             "selection": self.selection_,
-            "vocabularies": [
-                sorted(v.vocabulary_, key=v.vocabulary_.__getitem__) for v in self._vectorizers
-            ],
+            "vocabularies": terms,
         }
         (model_dir / _STATE_FILE).write_text(json.dumps(state, ensure_ascii=False), "utf-8")
         arrays = {"coef": self._coef, "intercept": self._intercept}
-        for i, v in enumerate(self._vectorizers):
-            arrays[f"idf{i}"] = np.asarray(v.idf_, dtype=np.float32)
+        for i, idf in enumerate(idfs):
+            arrays[f"idf{i}"] = np.asarray(idf, dtype=np.float64)
         np.savez(model_dir / _WEIGHTS_FILE, **arrays)  # type: ignore[arg-type]
 
     @classmethod
@@ -257,12 +242,8 @@ class IntentClassifier:
             with np.load(model_dir / _WEIGHTS_FILE, allow_pickle=False) as arrays:
                 clf._coef = arrays["coef"]
                 clf._intercept = arrays["intercept"]
-                clf._vectorizers = _vectorizers()
-                for i, (v, terms) in enumerate(
-                    zip(clf._vectorizers, state["vocabularies"], strict=True)
-                ):
-                    v.vocabulary_ = {t: j for j, t in enumerate(terms)}
-                    v.idf_ = arrays[f"idf{i}"]
+                idfs = [arrays[f"idf{i}"] for i in range(len(state["vocabularies"]))]
+                clf._ngrams = NgramFeatures.from_state(state["vocabularies"], idfs)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ModelFormatError(f"{model_dir}: unreadable intent classifier ({e})") from None
         return clf
