@@ -83,11 +83,11 @@ def latency_ms(parser: Any, texts: Sequence[str], passes: int = 2) -> tuple[floa
     return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-def bench_corpus(name: str, repeats: int, baseline: bool) -> dict[str, Any]:
+def bench_corpus(name: str, encoder: str, repeats: int, baseline: bool) -> dict[str, Any]:
     corpus = load_corpus(CORPORA[name])
     train, test = corpus.split("train"), corpus.split("test")
     dev = corpus.splits.get("dev")
-    parser = ClassicalParser()
+    parser = ClassicalParser(sentence_encoder=encoder)  # type: ignore[arg-type]
     started = time.perf_counter()
     parser.fit(train, dev)
     seconds = time.perf_counter() - started
@@ -97,6 +97,7 @@ def bench_corpus(name: str, repeats: int, baseline: bool) -> dict[str, Any]:
     assert parser.intents_ is not None
     row: dict[str, Any] = {
         "corpus": name,
+        "encoder_option": encoder,
         "train": len(train),
         "test": len(test),
         "intent_accuracy": result.intent_accuracy,
@@ -162,6 +163,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpora", default=",".join(CORPORA))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--encoders", default="auto,none", help="--sentence-encoder values to run")
     ap.add_argument("--baseline", action="store_true", help="also train the afternoon baseline")
     ap.add_argument("--scaling", action="store_true", help="latency vs length and vs intents")
     ap.add_argument("--json", type=Path, help="write all figures to this file")
@@ -191,6 +193,8 @@ def main() -> None:
         print("| corpus | intent acc | slot F1 | exact match | train s |")
         print("|---|---|---|---|---|")
         for r in figures["corpora"]:
+            if "baseline" not in r:
+                continue
             b = r["baseline"]
             print(
                 f"| {r['corpus']} | {b['intent_accuracy']:.2%} | {b['slot_f1']:.2%} | "
