@@ -176,18 +176,25 @@ def main() -> None:
         "corpora": [],
     }
     print(
-        "| corpus | intent acc | slot F1 | exact match | ECE | train s | USE | utt/s (batch) | p50 ms | p99 ms |"
+        "| corpus | --sentence-encoder | USE used | intent acc | slot F1 | exact match | ECE "
+        "| train s | utt/s (batch) | p50 ms | p99 ms |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.corpora.split(","):
-        r = bench_corpus(name, args.repeats, args.baseline)
-        figures["corpora"].append(r)
-        print(
-            f"| {name} | {r['intent_accuracy']:.2%} | {r['slot_f1']:.2%} | {r['exact_match']:.2%} | "
-            f"{r['ece']:.3f} | {r['train_seconds']:.1f} | {'yes' if r['sentence_encoder'] else 'no'} | "
-            f"{r['throughput']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |",
-            flush=True,
-        )
+        chosen: set[bool] = set()
+        for encoder in args.encoders.split(","):
+            if encoder == "none" and chosen == {False}:
+                continue  # auto already chose no encoder: the same model
+            r = bench_corpus(name, encoder, args.repeats, args.baseline and not chosen)
+            chosen.add(r["sentence_encoder"])
+            figures["corpora"].append(r)
+            print(
+                f"| {name} | {encoder} | {'yes' if r['sentence_encoder'] else 'no'} | "
+                f"{r['intent_accuracy']:.2%} | {r['slot_f1']:.2%} | {r['exact_match']:.2%} | "
+                f"{r['ece']:.3f} | {r['train_seconds']:.1f} | "
+                f"{r['throughput']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |",
+                flush=True,
+            )
     if args.baseline:
         print("\nafternoon baseline (TF-IDF + LR + L-BFGS CRF), same run:\n")
         print("| corpus | intent acc | slot F1 | exact match | train s |")
