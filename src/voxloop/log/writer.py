@@ -1,0 +1,420 @@
+"""The durable turn log: `Turn` and `Feedback` events appended to day-partitioned Parquet.
+
+Layout under the log directory::
+
+    turns/date=2026-11-25/part-<uuid>.parquet
+    feedback/date=2026-11-25/part-<uuid>.parquet
+
+Events are buffered in memory and written by a background thread once the oldest buffered
+event has waited half of ``flush_interval`` (so it is on disk within ``flush_interval`` as
+long as one flush takes less than the other half: it takes milliseconds), or at once when
+``flush_rows`` events are buffered. Every file is written under a hidden temporary name,
+fsynced, atomically renamed and its directory fsynced: a reader sees whole files or
+nothing, and a hard crash loses at most the events still buffered.
+
+Each file carries its schema version twice: a ``schema_version`` column and the file
+metadata key ``voxloop.schema_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from voxloop import __version__
+from voxloop.schema import Feedback, Turn
+
+__all__ = [
+    "FEEDBACK_SCHEMA",
+    "SCHEMA_VERSION",
+    "TURN_SCHEMA",
+    "LogWriter",
+    "feedback_row",
+    "read_log",
+    "turn_row",
+]
+
+SCHEMA_VERSION = 1
+_log = logging.getLogger(__name__)
+
+_SLOT = pa.struct(
+    [
+        ("start", pa.int32()),
+        ("end", pa.int32()),
+        ("label", pa.string()),
+        ("value", pa.string()),
+        ("confidence", pa.float64()),
+    ]
+)
+_SCORE = pa.struct([("intent", pa.string()), ("confidence", pa.float64())])
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def _schema(fields: Sequence[pa.Field], kind: str) -> pa.Schema:
+    return pa.schema(
+        fields,
+        metadata={
+            "voxloop.schema_version": str(SCHEMA_VERSION),
+            "voxloop.kind": kind,
+            "voxloop.produced_by": f"voxloop {__version__}",
+        },
+    )
+
+
+TURN_SCHEMA = _schema(
+    [
+        pa.field("schema_version", pa.int16(), nullable=False),
+        pa.field("turn_id", pa.string(), nullable=False),
+        pa.field("ts", _TS, nullable=False),
+        pa.field("user_id", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("locale", pa.string()),
+        pa.field("intent", pa.string()),  # null: not recognized
+        pa.field("confidence", pa.float64()),
+        pa.field("top_intent", pa.string()),  # the best guess, even when not recognized
+        pa.field("ranking", pa.list_(_SCORE)),
+        pa.field("slots", pa.list_(_SLOT)),
+        pa.field("domain", pa.string()),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("experiment", pa.string()),
+        pa.field("arm", pa.string()),
+        pa.field("action", pa.string()),
+        pa.field("propensity", pa.float64()),
+        pa.field("latency_ms", pa.float64()),
+        pa.field("parse_ms", pa.float64()),
+        pa.field("channel", pa.string()),
+    ],
+    "turns",
+)
+
+FEEDBACK_SCHEMA = _schema(
+    [
+        pa.field("schema_version", pa.int16(), nullable=False),
+        pa.field("turn_id", pa.string(), nullable=False),
+        pa.field("ts", _TS, nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("user_id", pa.string()),
+    ],
+    "feedback",
+)
+
+
+def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError(f"timestamp {ts.isoformat()} has no timezone; log times are UTC")
+    return ts.astimezone(UTC)
+
+
+def turn_row(turn: Turn) -> dict[str, Any]:
+    """One row of the turns table (the column names of `TURN_SCHEMA`)."""
+    p = turn.parse
+    top = p.ranking[0].intent if p.ranking else p.intent
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "turn_id": turn.turn_id,
+        "ts": _utc(turn.timestamp),
+        "user_id": turn.user_id,
+        "session_id": turn.session_id,
+        "text": turn.text,
+        "locale": turn.locale,
+        "intent": p.intent,
+        "confidence": p.confidence,
+        "top_intent": top,
+        "ranking": [{"intent": s.intent, "confidence": s.confidence} for s in p.ranking],
+        "slots": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "label": s.label,
+                "value": s.value,
+                "confidence": s.confidence,
+            }
+            for s in p.slots
+        ],
+        "domain": p.domain,
+        "model_version": turn.model_version,
+        "experiment": turn.experiment,
+        "arm": turn.arm,
+        "action": turn.action,
+        "propensity": turn.propensity,
+        "latency_ms": turn.latency_ms,
+        "parse_ms": turn.parse_ms,
+        "channel": turn.channel,
+    }
+
+
+def feedback_row(feedback: Feedback) -> dict[str, Any]:
+    """One row of the feedback table (the column names of `FEEDBACK_SCHEMA`)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "turn_id": feedback.turn_id,
+        "ts": _utc(feedback.timestamp),
+        "kind": feedback.kind,
+        "value": feedback.value,
+        "user_id": feedback.user_id,
+    }
+
+
+class _Buffer:
+    """Rows of one table waiting to be written, and when the oldest arrived."""
+
+    def __init__(self, name: str, schema: pa.Schema) -> None:
+        self.name = name
+        self.schema = schema
+        self.rows: list[dict[str, Any]] = []
+        self.oldest: float | None = None
+
+    def take(self) -> list[dict[str, Any]]:
+        rows, self.rows, self.oldest = self.rows, [], None
+        return rows
+
+
+class LogWriter:
+    """Append turns and feedback; they reach disk by size, by time, and on `close`.
+
+    ``clock`` (monotonic seconds) decides when buffered rows are due; tests pass a fake one
+    and call `flush_if_due` instead of starting the background thread.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        flush_interval: float = 1.0,
+        flush_rows: int = 2000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError("flush_interval must be positive")
+        if flush_rows < 1:
+            raise ValueError("flush_rows must be at least 1")
+        self.directory = Path(directory)
+        self.flush_interval = flush_interval
+        self.flush_rows = flush_rows
+        self.clock = clock
+        self._turns = _Buffer("turns", TURN_SCHEMA)
+        self._feedback = _Buffer("feedback", FEEDBACK_SCHEMA)
+        self._lock = threading.Lock()  # guards the buffers
+        self._flush_lock = threading.Lock()  # one flush at a time, in order
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.rows_written = 0
+        self.files_written = 0
+        self.flush_errors = 0
+        self.rows_dropped = 0
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._remove_leftovers()
+
+    # --- appending ------------------------------------------------------------------
+    def append_turn(self, turn: Turn) -> None:
+        """Buffer one turn (cheap; never touches the disk on the caller's thread when
+        the background thread runs)."""
+        self._append(self._turns, turn_row(turn))
+
+    def append_turns(self, turns: Sequence[Turn]) -> None:
+        """Buffer several turns."""
+        for turn in turns:
+            self._append(self._turns, turn_row(turn))
+
+    def append_feedback(self, feedback: Feedback) -> None:
+        """Buffer one feedback event."""
+        self._append(self._feedback, feedback_row(feedback))
+
+    def _append(self, buffer: _Buffer, row: dict[str, Any]) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the log writer is closed")
+            if buffer.oldest is None:
+                buffer.oldest = self.clock()
+            buffer.rows.append(row)
+            full = len(buffer.rows) >= self.flush_rows
+        if full:
+            if self._thread is not None:
+                self._wake.set()
+            else:
+                self.flush()
+
+    @property
+    def buffered(self) -> int:
+        """Rows waiting in memory (what a hard crash now would lose)."""
+        with self._lock:
+            return len(self._turns.rows) + len(self._feedback.rows)
+
+    # --- flushing -------------------------------------------------------------------
+    def due_in(self) -> float | None:
+        """Seconds until the next flush is due (0: now), or None when nothing is buffered."""
+        with self._lock:
+            oldest = [b.oldest for b in (self._turns, self._feedback) if b.oldest is not None]
+            full = any(len(b.rows) >= self.flush_rows for b in (self._turns, self._feedback))
+        if full:
+            return 0.0
+        if not oldest:
+            return None
+        return max(0.0, min(oldest) + self.flush_interval / 2 - self.clock())
+
+    def flush_if_due(self) -> int:
+        """Flush when the oldest buffered row has waited half the flush interval or a
+        buffer is full; returns the number of rows written."""
+        due = self.due_in()
+        return self.flush() if due is not None and due <= 0 else 0
+
+    def flush(self) -> int:
+        """Write everything buffered now; returns the number of rows written.
+
+        If writing fails, the rows not yet on disk go back to the front of the buffer and
+        the error propagates (the background thread logs it and tries again).
+        """
+        with self._flush_lock:
+            with self._lock:
+                batches = [(b, b.take()) for b in (self._turns, self._feedback)]
+            written = 0
+            for i, (buffer, rows) in enumerate(batches):
+                pending = list(_by_day(rows))
+                try:
+                    while pending:
+                        day, day_rows = pending[0]
+                        written += self._write(buffer, day, day_rows)
+                        pending.pop(0)
+                except BaseException:
+                    for later, later_rows in [(buffer, [r for _, d in pending for r in d])] + [
+                        (b, r) for b, r in batches[i + 1 :]
+                    ]:
+                        self._restore(later, later_rows)
+                    raise
+            return written
+
+    def _restore(self, buffer: _Buffer, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            buffer.rows[:0] = rows
+            if buffer.oldest is None:
+                buffer.oldest = self.clock()
+
+    def _table(self, buffer: _Buffer, rows: list[dict[str, Any]]) -> pa.Table:
+        """Rows → table; a row that cannot be stored (say, text with an unpaired surrogate)
+        is dropped and counted instead of blocking every row after it."""
+        try:
+            return pa.Table.from_pylist(rows, schema=buffer.schema)
+        except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+            good = []
+            for row in rows:
+                try:
+                    pa.Table.from_pylist([row], schema=buffer.schema)
+                except (pa.ArrowException, UnicodeError, TypeError, ValueError) as e:
+                    self.rows_dropped += 1
+                    _log.error(
+                        "dropping a %s row that cannot be stored (%s): %r",
+                        buffer.name,
+                        e,
+                        row.get("turn_id"),
+                    )
+                else:
+                    good.append(row)
+            return pa.Table.from_pylist(good, schema=buffer.schema)
+
+    def _write(self, buffer: _Buffer, day: str, rows: list[dict[str, Any]]) -> int:
+        table = self._table(buffer, rows)
+        if table.num_rows == 0:
+            return 0
+        folder = self.directory / buffer.name / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        tmp = folder / f".{name}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                pq.write_table(table, f, compression="zstd")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(folder)
+        self.rows_written += table.num_rows
+        self.files_written += 1
+        return int(table.num_rows)
+
+    # --- background thread and shutdown ---------------------------------------------
+    def start(self) -> LogWriter:
+        """Start the background thread that flushes by time and by size."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="voxloop-log", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            due = self.due_in()
+            wait = self.flush_interval / 2 if due is None else due
+            if wait > 0:
+                self._wake.wait(wait)
+            self._wake.clear()
+            try:
+                self.flush_if_due()
+            except Exception:
+                self.flush_errors += 1
+                _log.exception("writing the turn log failed; the rows stay buffered")
+                self._stop.wait(min(1.0, self.flush_interval / 2))
+
+    def close(self) -> int:
+        """Stop the background thread and flush what is left; returns rows written."""
+        with self._lock:
+            self._closed = True
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self.flush()
+
+    def __enter__(self) -> LogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _remove_leftovers(self) -> None:
+        """Delete temporary files a crash left half-written (readers never saw them)."""
+        for tmp in self.directory.glob("*/date=*/.part-*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _by_day(rows: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    days: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        days.setdefault(row["ts"].date().isoformat(), []).append(row)
+    yield from days.items()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_log(directory: str | Path, table: str = "turns") -> pa.Table:
+    """Every row of one table (tests and quick looks; analytics reads with SQL)."""
+    files = sorted((Path(directory) / table).glob("date=*/part-*.parquet"))
+    schema = TURN_SCHEMA if table == "turns" else FEEDBACK_SCHEMA
+    if not files:
+        return schema.empty_table()
+    return pa.concat_tables([pq.read_table(f, schema=schema) for f in files])

@@ -1,0 +1,247 @@
+"""The online path shared by HTTP and Wyoming: texts → batched parses → logged turns.
+
+`Service` owns the registry, the micro-batcher, the turn log and the metrics; the HTTP app
+and the Wyoming handler only translate their wire formats to and from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from voxloop.schema import Feedback, Parse, Turn
+from voxloop.serve.batching import MicroBatcher, QueueFull
+from voxloop.serve.metrics import Metrics
+from voxloop.serve.payloads import FeedbackRequest, Limits, ParseRequest
+from voxloop.serve.registry import LoadedModel, ModelRegistry, RegistryError
+
+__all__ = ["Answer", "NotReady", "QueueFull", "ServeConfig", "Service"]
+
+if TYPE_CHECKING:
+    from voxloop.log.writer import LogWriter
+
+_log = logging.getLogger(__name__)
+
+
+class NotReady(Exception):
+    """No model is active yet (still loading, or loading failed)."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``voxloop serve`` can be told, validated once by `command`."""
+
+    model: Path | None = None
+    model_version: str | None = None
+    model_root: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_dir: Path | None = None
+    flush_interval: float = 1.0
+    flush_rows: int = 2000
+    wyoming: str | None = None
+    max_batch_size: int = 32
+    max_wait_ms: float = 0.0
+    max_queue: int = 512
+    timeout: float = 5.0
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One answered text: its parse, the turn id it was logged under, and timings."""
+
+    turn_id: str
+    parse: Parse
+    model_version: str
+    parse_ms: float
+    latency_ms: float
+
+
+def new_turn_id() -> str:
+    """A random 128-bit id, 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+class Service:
+    """Parse texts with the active model, in micro-batches, and log every answer.
+
+    ``now`` (aware UTC datetimes) stamps turns and feedback; tests pass a fixed clock.
+    """
+
+    def __init__(
+        self,
+        config: ServeConfig,
+        *,
+        registry: ModelRegistry | None = None,
+        writer: LogWriter | None = None,
+        metrics: Metrics | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.registry = registry or ModelRegistry(model_root=config.model_root)
+        self.writer = writer
+        self.metrics = metrics or Metrics()
+        self.now = now
+        self.failure: str | None = None
+        self.batcher = MicroBatcher(
+            self.registry.parse,
+            max_batch_size=config.max_batch_size,
+            max_wait=config.max_wait_ms / 1000,
+            max_queue=config.max_queue,
+            on_batch=self._observe_batch,
+        )
+        self._register_gauges()
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.batcher.start()
+        if self.writer is not None:
+            self.writer.start()
+
+    async def stop(self) -> None:
+        """Answer what is queued, then write the log's buffer to disk."""
+        await self.batcher.stop()
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
+
+    @property
+    def ready(self) -> bool:
+        """True once a model is loaded, warmed up and active."""
+        return self.registry.active is not None
+
+    async def load(
+        self, path: str | Path, version: str | None = None, *, activate: bool = False
+    ) -> LoadedModel:
+        """Load (and warm up) a model on a worker thread; optionally activate it."""
+        model = await asyncio.to_thread(self.registry.load, path, version)
+        if activate:
+            self.registry.activate(model.version)
+        return model
+
+    async def load_initial(self) -> None:
+        """Load ``config.model`` and activate it; record a failure instead of raising."""
+        if self.config.model is None:
+            return
+        started = time.perf_counter()
+        try:
+            model = await self.load(self.config.model, self.config.model_version, activate=True)
+        except RegistryError as e:
+            self.failure = str(e)
+            _log.error("cannot load the model: %s", e)
+            raise
+        _log.info(
+            "model %s ready in %.3f s (load %.3f s, warm-up %.3f s)",
+            model.version,
+            time.perf_counter() - started,
+            model.load_seconds,
+            model.warmup_seconds,
+        )
+
+    # --- the online path ------------------------------------------------------------
+    async def parse(
+        self, request: ParseRequest, *, channel: str, started: float | None = None
+    ) -> list[Answer]:
+        """Parse one request's texts and log a turn for each.
+
+        Raises `NotReady`, `QueueFull`, or `TimeoutError` after ``config.timeout``.
+        """
+        started = time.perf_counter() if started is None else started
+        if not self.ready:
+            raise NotReady(self.failure or "the model is still loading")
+        timestamp = self.now()
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                results = await self.batcher.submit(request.texts)
+        except QueueFull:
+            self.metrics.rejected.inc(len(request.texts), reason="queue_full")
+            raise
+        except TimeoutError:
+            self.metrics.rejected.inc(len(request.texts), reason="timeout")
+            raise
+        latency_ms = (time.perf_counter() - started) * 1000
+        answers = [
+            Answer(new_turn_id(), r.parse, r.model_version, r.parse_ms, latency_ms) for r in results
+        ]
+        if self.writer is not None:
+            self.writer.append_turns(
+                [
+                    Turn(
+                        turn_id=a.turn_id,
+                        timestamp=timestamp,
+                        text=a.parse.text,
+                        parse=a.parse,
+                        model_version=a.model_version,
+                        locale=request.locale or a.parse.locale,
+                        user_id=request.user_id,
+                        session_id=request.session_id,
+                        experiment=request.experiment,
+                        arm=request.arm,
+                        latency_ms=latency_ms,
+                        parse_ms=a.parse_ms,
+                        channel=channel,
+                    )
+                    for a in answers
+                ]
+            )
+            self.metrics.turns.inc(len(answers), channel=channel)
+        return answers
+
+    def feedback(self, request: FeedbackRequest) -> bool:
+        """Log a feedback event; False when this server keeps no log."""
+        if self.writer is None:
+            return False
+        self.writer.append_feedback(
+            Feedback(
+                turn_id=request.turn_id,
+                timestamp=self.now(),
+                kind=request.kind,
+                value=request.value,
+                user_id=request.user_id,
+            )
+        )
+        self.metrics.feedback.inc(kind=request.kind)
+        return True
+
+    # --- metrics --------------------------------------------------------------------
+    def _observe_batch(self, size: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(size)
+        self.metrics.parse_seconds.observe(seconds)
+
+    def _register_gauges(self) -> None:
+        m = self.metrics
+        m.gauge(
+            "voxloop_queue_depth",
+            "Texts waiting for a model call.",
+            lambda: [((), float(self.batcher.depth))],
+        )
+        m.gauge(
+            "voxloop_ready",
+            "1 once a model is loaded, warmed up and active.",
+            lambda: [((), 1.0 if self.ready else 0.0)],
+        )
+
+        def model_info() -> list[tuple[tuple[tuple[str, str], ...], float]]:
+            active = self.registry.active
+            return [
+                ((("version", model.version),), 1.0 if model is active else 0.0)
+                for model in self.registry.models()
+            ]
+
+        m.gauge(
+            "voxloop_model_active",
+            "1 for the version taking traffic, 0 for others loaded.",
+            model_info,
+        )
+
+        def log_buffered() -> list[tuple[tuple[tuple[str, str], ...], float]]:
+            return [] if self.writer is None else [((), float(self.writer.buffered))]
+
+        m.gauge("voxloop_log_buffered_rows", "Log rows in memory, not yet on disk.", log_buffered)

@@ -1,0 +1,196 @@
+"""The HTTP API of a real server process: shapes, logging, bad input, auth, metrics."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+from servers import ADMIN_KEY, API_KEY, Server, admin_headers
+
+from voxloop.log.writer import SCHEMA_VERSION, read_log
+
+
+def logged_turn_ids(server: Server, table: str = "turns") -> set[str]:
+    return set(read_log(server.log_dir, table).column("turn_id").to_pylist())
+
+
+def wait_logged(server: Server, ids: set[str], table: str = "turns", timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not ids <= logged_turn_ids(server, table):
+        missing = ids - logged_turn_ids(server, table)
+        assert time.monotonic() < deadline, f"not in the {table} log: {missing}"
+        time.sleep(0.05)
+
+
+def test_parse_returns_intent_slots_with_character_offsets_and_a_turn_id(
+    client: httpx.Client,
+) -> None:
+    text = "turn on the kitchen light"
+    r = client.post("/v1/parse", json={"text": text, "user_id": "u1", "session_id": "s1"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["intent"] == "HassTurnOn" and body["recognized"] is True
+    assert body["model_version"] == "v1" and len(body["turn_id"]) == 32
+    assert body["ranking"][0] == {"intent": "HassTurnOn", "confidence": body["confidence"]}
+    assert body["latency_ms"] >= body["parse_ms"] > 0
+    for slot in body["slots"]:
+        assert text[slot["start"] : slot["end"]] == slot["value"]
+        assert set(slot) == {"start", "end", "label", "value", "confidence"}
+    assert {"label": "area", "value": "kitchen"}.items() <= body["slots"][0].items()
+
+
+def test_batch_parse_gives_one_result_and_turn_per_text(client: httpx.Client) -> None:
+    texts = ["set the temperature to 20 degrees", "what time is it", "xq zzv blorp"]
+    r = client.post("/v1/parse", json={"texts": texts})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["text"] for x in results] == texts
+    assert len({x["turn_id"] for x in results}) == 3
+    assert results[2]["intent"] is None and results[2]["recognized"] is False
+
+
+def test_model_parse_has_the_rasa_response_shape(client: httpx.Client) -> None:
+    text = "turn off the lights in the bedroom"
+    r = client.post("/model/parse", json={"text": text, "message_id": "m1"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["text"] == text
+    assert set(body["intent"]) == {"name", "confidence"}
+    assert body["intent"]["name"] == "HassTurnOff"
+    assert body["intent_ranking"][0] == body["intent"]
+    assert all(set(x) == {"name", "confidence"} for x in body["intent_ranking"])
+    assert body["entities"], "expected the area as an entity"
+    for entity in body["entities"]:
+        assert set(entity) >= {"start", "end", "value", "entity", "confidence_entity", "extractor"}
+        assert text[entity["start"] : entity["end"]] == entity["value"]
+
+
+def test_rasa_not_recognized_is_nlu_fallback(client: httpx.Client) -> None:
+    body = client.post("/model/parse", json={"text": "xq zzv blorp"}).json()
+    assert body["intent"]["name"] == "nlu_fallback"
+    assert body["intent_ranking"][0]["name"] == "nlu_fallback"
+
+
+def test_answered_turns_and_feedback_reach_the_log(server: Server, client: httpx.Client) -> None:
+    r = client.post(
+        "/v1/parse",
+        json={"text": "open the garage door", "user_id": "u7", "experiment": "exp1", "arm": "b"},
+    )
+    turn_id = r.json()["turn_id"]
+    f = client.post("/v1/feedback", json={"turn_id": turn_id, "kind": "rating", "value": 4})
+    assert f.status_code == 202, f.text
+    wait_logged(server, {turn_id})
+    wait_logged(server, {turn_id}, "feedback")
+    rows = [x for x in read_log(server.log_dir).to_pylist() if x["turn_id"] == turn_id]
+    assert rows[0]["user_id"] == "u7" and rows[0]["channel"] == "http"
+    assert rows[0]["experiment"] == "exp1" and rows[0]["arm"] == "b"
+    assert rows[0]["model_version"] == "v1" and rows[0]["latency_ms"] > 0
+    (fb,) = [x for x in read_log(server.log_dir, "feedback").to_pylist() if x["turn_id"] == turn_id]
+    assert fb["kind"] == "rating" and fb["value"] == 4.0
+    for file in server.log_dir.glob("*/date=*/part-*.parquet"):
+        assert (
+            pq.read_schema(file).metadata[b"voxloop.schema_version"] == str(SCHEMA_VERSION).encode()
+        )
+
+
+BAD_INPUTS = [
+    pytest.param(b'{"text": "turn on', 400, "malformed JSON", id="malformed-json"),
+    pytest.param(b'{"text": "caf\xe9"}', 400, "UTF-8", id="invalid-utf8"),
+    pytest.param(b"", 400, "empty body", id="empty-body"),
+    pytest.param(b'{"text": NaN}', 400, "NaN", id="nan"),
+    pytest.param(b'["turn on the light"]', 422, "JSON object", id="not-an-object"),
+    pytest.param(b'{"text": 42}', 422, "text must be a string", id="wrong-type"),
+    pytest.param(b'{"texts": "one"}', 422, "texts must be an array", id="texts-not-array"),
+    pytest.param(b'{"texts": ["ok", 7]}', 422, "texts[1]", id="texts-item-type"),
+    pytest.param(b'{"text": ""}', 422, "empty", id="empty-text"),
+    pytest.param(b'{"text": " \\t\\n "}', 422, "whitespace", id="whitespace-text"),
+    pytest.param(b'{"text": "hi", "texts": ["hi"]}', 422, "exactly one", id="both"),
+    pytest.param(
+        b'{"text": "hi", "colour": "red"}', 422, "unknown field 'colour'", id="unknown-field"
+    ),
+    pytest.param(b'{"text": "hi", "user_id": 5}', 422, "user_id", id="id-type"),
+    pytest.param(b'{"text": "\\ud800 light"}', 422, "surrogate", id="lone-surrogate"),
+    pytest.param(b'{"text": "' + b"a" * 300 + b'"}', 422, "limit is 200", id="long-text"),
+    pytest.param(b'{"text": "' + b"a" * (1 << 20) + b'"}', 413, "max-body-bytes", id="1MB-text"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), BAD_INPUTS)
+def test_bad_input_is_a_4xx_naming_the_problem(
+    client: httpx.Client, body: bytes, status: int, message: str
+) -> None:
+    r = client.post("/v1/parse", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_bad_input_loses_nothing_and_the_server_keeps_serving(
+    server: Server, client: httpx.Client
+) -> None:
+    before = client.post("/v1/parse", json={"text": "lock the front door"}).json()["turn_id"]
+    for param in BAD_INPUTS:
+        body = param.values[0]
+        assert isinstance(body, bytes)
+        client.post("/v1/parse", content=body)
+        client.post("/model/parse", content=body)
+    bad_feedback = client.post("/v1/feedback", json={"turn_id": before, "kind": "Bad Kind!"})
+    assert bad_feedback.status_code == 422
+    after = client.post("/v1/parse", json={"text": "unlock the front door"})
+    assert after.status_code == 200
+    wait_logged(server, {before, after.json()["turn_id"]})
+
+
+def test_parse_routes_need_the_api_key_when_one_is_set(server: Server) -> None:
+    body = {"text": "turn on the light"}
+    assert httpx.post(server.url + "/v1/parse", json=body).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert httpx.post(server.url + "/v1/parse", json=body, headers=wrong).status_code == 403
+    assert httpx.post(server.url + "/model/parse", json=body).status_code == 401
+    ok = httpx.post(server.url + "/model/parse", json=body, headers={"X-API-Key": API_KEY})
+    assert ok.status_code == 200
+
+
+def test_admin_routes_need_the_admin_key(server: Server) -> None:
+    url = server.url + "/admin/models"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 403
+    assert httpx.get(url, headers={"X-API-Key": ADMIN_KEY + "x"}).status_code == 403
+    r = httpx.get(url, headers=admin_headers())
+    assert r.status_code == 200 and r.json()["active"] == "v1"
+    activate = server.url + "/admin/models/v1/activate"
+    assert httpx.post(activate).status_code == 401
+
+
+def test_health_readiness_metrics_and_openapi(server: Server, client: httpx.Client) -> None:
+    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/readyz").json()["model_version"] == "v1"
+    client.post("/v1/parse", json={"text": "turn on the light"})
+    metrics = httpx.get(server.url + "/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'voxloop_requests_total{route="/v1/parse",status="200"}' in text
+    assert 'voxloop_request_seconds_bucket{route="/v1/parse",le="+Inf"}' in text
+    assert "voxloop_batch_size_count" in text
+    assert "voxloop_queue_depth 0" in text
+    assert 'voxloop_model_active{version="v1"} 1' in text
+    document = httpx.get(server.url + "/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert {
+        "/v1/parse",
+        "/model/parse",
+        "/v1/feedback",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/admin/models",
+        "/admin/models/{version}/activate",
+    } <= set(document["paths"])
+    assert "swagger" in httpx.get(server.url + "/docs").text.lower()
+
+
+def test_unknown_routes_and_methods_answer_json(server: Server) -> None:
+    r = httpx.get(server.url + "/nope")
+    assert r.status_code == 404 and r.json()["status"] == 404
+    assert httpx.get(server.url + "/v1/parse").status_code == 405
