@@ -12,7 +12,7 @@ from voxloop.data import load_corpus
 from voxloop.nlu.classical import ClassicalParser
 from voxloop.nlu.slot_tagger import bio_tags, spans_from_tags
 from voxloop.nlu.tokenize import tokenize
-from voxloop.schema import Span
+from voxloop.schema import Span, Utterance
 
 
 @given(st.lists(st.sampled_from(["O", "B-a", "I-a", "B-b", "I-b"]), min_size=1, max_size=12))
@@ -70,3 +70,17 @@ def test_dev_split_chooses_between_with_and_without_the_encoder(datasets: Path) 
         if r["sentence_encoder"] == parser.intents_.use_encoder_
     ]
     assert chosen[0]["accuracy"] == best
+
+
+def test_an_intent_too_rare_to_hold_out_does_not_break_calibration() -> None:
+    common = [Utterance(f"turn on light number {i}", "on") for i in range(40)]
+    common += [Utterance(f"turn off light number {i}", "off") for i in range(40)]
+    common += [Utterance(f"what time is it in zone {i}", "time") for i in range(40)]
+    rare = [
+        Utterance(f"play some {genre}", f"music_{genre}")
+        for genre in "jazz rock pop folk soul funk punk metal blues disco".split()
+    ]
+    parser = ClassicalParser(sentence_encoder="none").fit(common + rare)
+    (parse,) = parser.parse(["turn on light number 7"])
+    assert parse.intent == "on"
+    assert parser.intents_ is not None and len(parser.intents_.classes_) == 13

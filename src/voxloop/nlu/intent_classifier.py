@@ -20,15 +20,15 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize_scalar
-from sklearn.model_selection import train_test_split
-from sklearn.svm import LinearSVC
 
 from voxloop.errors import ModelFormatError
+
+if TYPE_CHECKING:
+    from sklearn.svm import LinearSVC
 from voxloop.nlu.ngrams import NgramFeatures
 
 __all__ = ["IntentClassifier", "SentenceEncoderChoice"]
@@ -66,6 +66,7 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 def _fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
     """The temperature minimising the negative log-likelihood of ``gold`` under softmax."""
+    from scipy.optimize import minimize_scalar
 
     def nll(log_t: float) -> float:
         p = _softmax(scores / np.exp(log_t))
@@ -121,6 +122,8 @@ class IntentClassifier:
         dev: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> IntentClassifier:
         """Choose ``C`` and the sentence encoder on held-out data, fit, then calibrate."""
+        from sklearn.svm import LinearSVC  # training only: a server never imports sklearn
+
         self.classes_ = sorted(set(intents))
         index = {c: i for i, c in enumerate(self.classes_)}
         y = np.array([index[i] for i in intents])
@@ -154,15 +157,8 @@ class IntentClassifier:
         assert best is not None
         _, svm, self.use_encoder_ = best
         self.c_ = float(svm.C)
-        self.temperature_ = (
-            _fit_temperature(
-                svm.decision_function(
-                    self._features(held_texts, self.use_encoder_, held_ngrams)
-                ).reshape(len(held_texts), -1),
-                held_y,
-            )
-            if len(self.classes_) > 2
-            else 1.0
+        self.temperature_ = self._calibrate(
+            svm, self._features(held_texts, self.use_encoder_, held_ngrams), held_y
         )
         if dev is None:  # refit on all of train with the chosen configuration
             self._fit_vectorizers(texts)
@@ -172,9 +168,23 @@ class IntentClassifier:
         self._set_weights(svm)
         return self
 
+    def _calibrate(self, svm: LinearSVC, x_held: sp.csr_matrix, held_y: np.ndarray) -> float:
+        """Temperature from held-out scores, over the classes the SVM was fitted on (a rare
+        intent can be missing from the fitting part)."""
+        known = np.asarray(svm.classes_)
+        if len(known) <= 2:
+            return 1.0
+        keep = np.isin(held_y, known)
+        if not keep.any():
+            return 1.0
+        scores = svm.decision_function(x_held[np.flatnonzero(keep)])
+        return _fit_temperature(scores, np.searchsorted(known, held_y[keep]))
+
     def _split(
         self, texts: list[str], y: np.ndarray
     ) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+        from sklearn.model_selection import train_test_split
+
         n_held = int(len(texts) * self.holdout)
         if n_held < max(10, len(self.classes_)):  # too small to hold out: select on train
             return texts, texts, y, y

@@ -1,10 +1,11 @@
 """TF-IDF word and character n-gram features, with a transform fast enough for serving.
 
 Fitting uses scikit-learn's ``TfidfVectorizer`` (vocabulary and IDF weights); transforming
-is done here in plain Python over the same analyzers, because scikit-learn's input
-validation costs about a millisecond per call — more than the features themselves for the
-one-utterance requests a voice assistant serves. Each block (words, characters) is
-sublinear-TF × IDF and L2-normalised, exactly as ``TfidfVectorizer.transform`` gives it.
+is done here in plain Python, because scikit-learn's input validation costs about a
+millisecond per call — more than the features themselves for the one-utterance requests a
+voice assistant serves — and because a server then never imports scikit-learn. Each block
+(words, characters) is sublinear-TF × IDF and L2-normalised, exactly as
+``TfidfVectorizer.transform`` gives it (tested).
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from voxloop.nlu.tokenize import tokenize
 
-__all__ = ["NgramFeatures", "word_ngrams"]
+__all__ = ["NgramFeatures", "char_wb_ngrams", "word_ngrams"]
 
 
 def word_ngrams(text: str) -> list[str]:
@@ -30,11 +30,20 @@ def word_ngrams(text: str) -> list[str]:
     return grams
 
 
-def _vectorizers() -> list[TfidfVectorizer]:
-    return [
-        TfidfVectorizer(analyzer=word_ngrams, sublinear_tf=True, dtype=np.float32),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 5), sublinear_tf=True),
-    ]
+def char_wb_ngrams(text: str, min_n: int = 1, max_n: int = 5) -> list[str]:
+    """Character n-grams inside space-padded words (scikit-learn's ``char_wb``, lower-cased)."""
+    grams: list[str] = []
+    for word in text.lower().split():
+        w = f" {word} "
+        for n in range(min_n, max_n + 1):
+            if len(w) <= n:  # a short word counts once, whole
+                grams.append(w)
+                break
+            grams.extend(w[i : i + n] for i in range(len(w) - n + 1))
+    return grams
+
+
+_ANALYZERS: tuple[Callable[[str], list[str]], ...] = (word_ngrams, char_wb_ngrams)
 
 
 class NgramFeatures:
@@ -43,9 +52,6 @@ class NgramFeatures:
     def __init__(self) -> None:
         self.vocabularies: list[dict[str, int]] = []
         self.idfs: list[np.ndarray] = []
-        self._analyzers: list[Callable[[str], list[str]]] = [
-            v.build_analyzer() for v in _vectorizers()
-        ]
 
     @property
     def n_features(self) -> int:
@@ -53,9 +59,11 @@ class NgramFeatures:
 
     def fit(self, texts: Sequence[str]) -> NgramFeatures:
         """Learn the vocabularies and IDF weights from ``texts``."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self.vocabularies, self.idfs = [], []
-        for v in _vectorizers():
-            v.fit(texts)
+        for analyzer in _ANALYZERS:
+            v = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True).fit(texts)
             self.vocabularies.append(dict(v.vocabulary_))
             self.idfs.append(np.asarray(v.idf_, dtype=np.float64))
         return self
@@ -82,7 +90,7 @@ class NgramFeatures:
         indptr = [0]
         indices: list[int] = []
         data: list[float] = []
-        blocks = list(zip(self._analyzers, self.vocabularies, self.idfs, strict=True))
+        blocks = list(zip(_ANALYZERS, self.vocabularies, self.idfs, strict=True))
         for text in texts:
             offset = 0
             for analyze, vocabulary, idf in blocks:
