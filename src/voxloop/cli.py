@@ -220,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxloop`` command."""
     from voxloop import __version__
 
-    top = argparse.ArgumentParser(prog="voxloop", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="voxloop",
+        description="The intelligence of a voice assistant and the science loop around it.",
+    )
     top.add_argument("--version", action="version", version=f"voxloop {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -281,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     _add_serve(sub)
+    from voxloop.log import command as log_command
+
+    log_command.register(sub)
     return top
 
 

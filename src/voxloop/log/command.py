@@ -1,0 +1,150 @@
+"""The ``voxloop kpi``, ``voxloop log sql``, ``voxloop log generate`` and ``voxloop report``
+commands: each parses its arguments and makes one call into the library.
+
+Wired into ``voxloop.cli`` with ``register(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from typing import Any
+
+from voxloop.errors import ConfigError
+
+__all__ = ["register"]
+
+
+def _range(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log", required=True, help="log directory (`voxloop serve --log-dir`)")
+    p.add_argument("--since", help="first day, YYYY-MM-DD (inclusive)")
+    p.add_argument("--until", help="last day, YYYY-MM-DD (inclusive)")
+
+
+def cmd_kpi(args: argparse.Namespace) -> int:
+    from voxloop.log.kpi import compute_kpis, format_kpis, kpis_to_json
+
+    kpis = compute_kpis(
+        args.log,
+        since=args.since,
+        until=args.until,
+        by=args.by,
+        low_confidence=args.low_confidence,
+        rephrase_window_s=args.rephrase_window,
+        rephrase_similarity=args.rephrase_similarity,
+        top_k=args.top,
+        engine=args.engine,
+        master=args.master,
+    )
+    if args.json:
+        print(json.dumps(kpis_to_json(kpis, log=args.log, engine=args.engine), ensure_ascii=False))
+    else:
+        print(format_kpis(kpis))
+    return 0
+
+
+def cmd_log_sql(args: argparse.Namespace) -> int:
+    from voxloop.log.kpi import format_table, kpis_to_json
+    from voxloop.log.store import LogStore
+
+    table = LogStore(args.log, since=args.since, until=args.until).sql(args.query)
+    if args.json:
+        print(json.dumps(kpis_to_json({"rows": table})["rows"], ensure_ascii=False))
+    else:
+        print(format_table(table, limit=args.limit))
+    return 0
+
+
+def cmd_log_generate(args: argparse.Namespace) -> int:
+    from voxloop.data import load_corpus
+    from voxloop.log.generate import ModelArm, generate_log, generate_log_fast
+    from voxloop.nlu.base import load_parser, read_manifest
+
+    models = []
+    for i, path in enumerate(args.model):
+        version = read_manifest(path).get("version") or f"model-{i}"
+        models.append(ModelArm(load_parser(path), str(version), parse_ms=2.0 * (1 + 0.5 * i)))
+    if len(models) > 2:
+        raise ConfigError("give one --model, or two for an A/B experiment", key="model")
+    utterances = load_corpus(args.data).split(args.split)
+    start = date.fromisoformat(args.start) if args.start else date(2026, 11, 1)
+    if args.turns:
+        made = generate_log_fast(args.out, utterances, models, turns=args.turns, days=args.days,
+                                 start=start, threshold=args.threshold, seed=args.seed)  # fmt: skip
+    else:
+        made = generate_log(args.out, utterances, models, users=args.users, days=args.days,
+                            start=start, threshold=args.threshold, seed=args.seed)  # fmt: skip
+    print(f"wrote {made.turns:,} turns and {made.feedback:,} feedback events of "
+          f"{made.users:,} users over {made.days} days to {args.out}")  # fmt: skip
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from voxloop.report.html import write_report
+
+    path = write_report(args.log, args.out, since=args.since, until=args.until, engine=args.engine)
+    print(f"wrote {path}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``kpi``, ``log`` (``sql``, ``generate``) and ``report`` to the ``voxloop``
+    command's subparsers."""
+    kpi = sub.add_parser("kpi", help="KPIs per domain from a turn log")
+    _range(kpi)
+    kpi.add_argument("--by", default="domain", help="columns to slice by: domain,model_version")
+    kpi.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    kpi.add_argument("--master", help="Spark master (local[2], spark://host:7077, yarn)")
+    kpi.add_argument("--low-confidence", type=float, default=0.5, help="threshold (default 0.5)")
+    kpi.add_argument("--rephrase-window", type=float, default=30.0, help="seconds (default 30)")
+    kpi.add_argument("--rephrase-similarity", type=float, default=0.2,
+                     help="character-trigram Jaccard (default 0.2)")  # fmt: skip
+    kpi.add_argument("--top", type=int, default=10, help="rows of the top-N tables")
+    kpi.add_argument("--json", action="store_true", help="one JSON object")
+    kpi.set_defaults(func=cmd_kpi)
+
+    log = sub.add_parser("log", help="query and generate turn logs").add_subparsers(
+        dest="log_command", required=True, metavar="SUBCOMMAND"
+    )
+    sql = log.add_parser("sql", help="run SQL over turns, feedback, turns_with_feedback")
+    _range(sql)
+    sql.add_argument("query")
+    sql.add_argument("--json", action="store_true")
+    sql.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+    sql.set_defaults(func=cmd_log_sql)
+
+    gen = log.add_parser("generate", help="simulate users talking to a model; write a turn log")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--model", required=True, action="append",
+                     help="model directory (twice for an A/B experiment)")  # fmt: skip
+    gen.add_argument("--data", required=True, help="FORMAT:PATH of the corpus to speak from")
+    gen.add_argument("--split", default="test")
+    gen.add_argument("--users", type=int, default=200)
+    gen.add_argument("--days", type=int, default=7)
+    gen.add_argument("--start", help="first day, YYYY-MM-DD")
+    gen.add_argument("--threshold", type=float, help="decline parses below this confidence")
+    gen.add_argument("--turns", type=int, help="fast vectorised mode: about this many turns")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=cmd_log_generate)
+
+    report = sub.add_parser("report", help="one self-contained HTML page of the KPIs")
+    _range(report)
+    report.add_argument("--out", required=True)
+    report.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    report.set_defaults(func=cmd_report)
+
+
+def main(argv: list[str] | None = None) -> int:  # for trying without cli.py
+    from voxloop.errors import VoxloopError
+
+    top = argparse.ArgumentParser(prog="voxloop")
+    register(top.add_subparsers(dest="command", required=True))
+    args = top.parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except VoxloopError as e:
+        print(f"voxloop: error: {e}", file=sys.stderr)
+        return 1

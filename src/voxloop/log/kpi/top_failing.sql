@@ -1,0 +1,29 @@
+-- top_failing: per domain, the ${top_k} utterances (lower-cased, trimmed) with the most
+-- defective turns — the raw material of the next training set. top_intent is the model's
+-- best guess (the first alphabetically when model versions disagree).
+WITH utterances AS (
+  SELECT
+    domain,
+    LOWER(TRIM(text)) AS utterance,
+    MIN(top_intent) AS top_intent,
+    COUNT(*) AS turns,
+    CAST(SUM(defect) AS BIGINT) AS defects,
+    CAST(SUM(not_recognized) AS BIGINT) AS not_recognized,
+    CAST(SUM(low_confidence) AS BIGINT) AS low_confidence,
+    CAST(SUM(rephrased) AS BIGINT) AS rephrased,
+    CAST(SUM(negative_feedback) AS BIGINT) AS negative_feedback
+  FROM turn_facts
+  GROUP BY domain, LOWER(TRIM(text))
+),
+ranked AS (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (PARTITION BY domain ORDER BY defects DESC, turns DESC, utterance) AS rank
+  FROM utterances
+  WHERE defects > 0
+)
+SELECT domain, rank, utterance, top_intent, turns, defects, not_recognized, low_confidence,
+       rephrased, negative_feedback
+FROM ranked
+WHERE rank <= ${top_k}
+ORDER BY domain, rank

@@ -1,0 +1,206 @@
+"""The KPI library: golden numbers on a hand-made log, and DuckDB == Spark on a simulated one."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voxloop.errors import ConfigError
+from voxloop.log.engines import SparkEngine, spark_session
+from voxloop.log.kpi import KPI_TABLES, compute_kpis, format_kpis, kpis_to_json
+from voxloop.log.store import LogStore
+from voxloop.log.writer import LogWriter
+from voxloop.schema import Feedback, IntentScore, Parse, Turn
+
+NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def turn(
+    i: int,
+    text: str,
+    *,
+    at: float,
+    user: str = "u1",
+    intent: str | None = "HassTurnOn",
+    confidence: float = 0.9,
+    domain: str = "lights",
+    latency: float = 5.0,
+    model: str = "v1",
+) -> Turn:
+    top = intent or "HassTurnOn"
+    return Turn(
+        turn_id=f"t{i:03d}",
+        timestamp=NOON + timedelta(seconds=at),
+        text=text,
+        parse=Parse(text, intent, confidence,
+                    (IntentScore(top, confidence), IntentScore("HassTurnOff", 0.05)), (),
+                    domain=domain),  # fmt: skip
+        model_version=model,
+        user_id=user,
+        session_id=f"{user}-s",
+        latency_ms=latency,
+    )
+
+
+@pytest.fixture()
+def golden(tmp_path: Path) -> Path:
+    """Ten lights turns of u1 and ten weather turns of u2, with known signals."""
+    with LogWriter(tmp_path) as w:
+        # u1: t000 declined, rephrased 4 s later (similar text); t001 is that rephrase
+        w.append_turn(turn(0, "turn on the kitchen light", at=0, intent=None, confidence=0.3))
+        w.append_turn(turn(1, "turn on the kitchen lights", at=4))
+        # t002 -> t003: similar text but 60 s later: no rephrase
+        w.append_turn(turn(2, "turn off the kitchen light", at=100))
+        w.append_turn(turn(3, "turn off the kitchen lights", at=160))
+        # t004 -> t005: 3 s later but a different request: no rephrase
+        w.append_turn(turn(4, "dim the bedroom", at=300, confidence=0.45))
+        w.append_turn(turn(5, "what time is it", at=303))
+        for i in range(6, 10):
+            w.append_turn(turn(i, "lights on", at=1000 + 100 * i))
+        for i in range(10, 20):  # u2: latencies 1..10 ms; t010 barge-in, t011 1-star rating
+            w.append_turn(turn(i, f"weather in city {i}", at=5000 + 100 * i, user="u2",
+                               intent="Weather", domain="weather", latency=i - 9.0,
+                               model="v2"))  # fmt: skip
+        w.append_feedback(Feedback("t010", NOON + timedelta(hours=2), "barge_in"))
+        w.append_feedback(Feedback("t011", NOON + timedelta(hours=2), "rating", 0.0))
+        w.append_feedback(Feedback("t012", NOON + timedelta(hours=2), "rating", 1.0))
+        w.append_feedback(Feedback("t013", NOON + timedelta(hours=2), "task_success", 1.0))
+    return tmp_path
+
+
+def rows(table: Any) -> list[dict[str, Any]]:
+    return list(table.to_pylist())
+
+
+def test_rates_per_domain_follow_the_defect_definition(golden: Path) -> None:
+    kpis = compute_kpis(golden)
+    by = {r["domain"]: r for r in rows(kpis["by_slice"])}
+    lights, weather = by["lights"], by["weather"]
+    assert lights["turns"] == 10 and weather["turns"] == 10
+    assert lights["not_recognized_rate"] == pytest.approx(0.1)
+    assert lights["low_confidence_rate"] == pytest.approx(0.2)  # 0.3 and 0.45 < 0.5
+    assert lights["rephrase_rate"] == pytest.approx(0.1)  # only t000
+    assert lights["defect_rate"] == pytest.approx(0.1)  # t000: declined and rephrased
+    assert weather["barge_in_rate"] == pytest.approx(0.1)
+    assert weather["negative_feedback_rate"] == pytest.approx(0.1)  # the 0.0 rating only
+    assert weather["defect_rate"] == pytest.approx(0.2)
+    (summary,) = rows(kpis["summary"])
+    assert summary["turns"] == 20 and summary["users"] == 2 and summary["defects"] == 3
+
+
+def test_rephrase_needs_both_the_window_and_the_similarity(golden: Path) -> None:
+    wide = compute_kpis(golden, rephrase_window_s=61, tables=["summary"])
+    assert rows(wide["summary"])[0]["rephrase_rate"] == pytest.approx(2 / 20)  # + t002
+    strict = compute_kpis(golden, rephrase_similarity=0.95, tables=["summary"])
+    assert rows(strict["summary"])[0]["rephrase_rate"] == 0
+
+
+def test_latency_percentiles_are_nearest_rank(golden: Path) -> None:
+    latency = {r["model_version"]: r for r in rows(compute_kpis(golden)["latency"])}
+    v2 = latency["v2"]  # 1, 2, ..., 10 ms
+    assert (v2["p50_ms"], v2["p95_ms"], v2["p99_ms"], v2["max_ms"]) == (5.0, 10.0, 10.0, 10.0)
+    assert v2["mean_ms"] == pytest.approx(5.5)
+
+
+def test_top_failing_friction_and_hot_spots_name_the_failed_utterance(golden: Path) -> None:
+    kpis = compute_kpis(golden)
+    (failing,) = [r for r in rows(kpis["top_failing"]) if r["domain"] == "lights"]
+    assert failing["utterance"] == "turn on the kitchen light" and failing["rank"] == 1
+    (example,) = rows(kpis["friction_examples"])
+    assert example["next_text"] == "turn on the kitchen lights"
+    assert example["next_gap_s"] == pytest.approx(4.0)
+    assert 0.8 < example["next_similarity"] < 1
+    assert rows(kpis["hot_spots"])[0]["top_intent"] == "HassTurnOn"
+    assert rows(kpis["confusions"])[0]["second_intent"] == "HassTurnOff"
+
+
+def test_by_several_columns_and_bad_options(golden: Path) -> None:
+    kpis = compute_kpis(golden, by="domain,model_version", tables=["by_slice"])
+    assert [(r["domain"], r["model_version"]) for r in rows(kpis["by_slice"])] == [
+        ("lights", "v1"),
+        ("weather", "v2"),
+    ]
+    with pytest.raises(ConfigError, match="cannot slice by 'text; drop'"):
+        compute_kpis(golden, by=["text; drop"])
+    with pytest.raises(ConfigError, match="low_confidence"):
+        compute_kpis(golden, low_confidence=2)
+    with pytest.raises(ConfigError, match="unknown KPI"):
+        compute_kpis(golden, tables=["nope"])
+
+
+def test_text_and_json_output(golden: Path) -> None:
+    kpis = compute_kpis(golden)
+    text = format_kpis(kpis)
+    assert "== by_slice ==" in text and "lights" in text
+    data = json.loads(json.dumps(kpis_to_json(kpis, log=str(golden))))
+    assert set(KPI_TABLES) <= set(data)
+    assert data["daily"][0]["day"] == "2026-11-25"
+
+
+# --- the same KPIs on both engines ----------------------------------------------------
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    session = spark_session(
+        "local[1]",
+        {
+            "spark.sql.shuffle.partitions": "1",
+            "spark.default.parallelism": "1",
+            "spark.sql.codegen.wholeStage": "false",
+            "spark.sql.adaptive.enabled": "false",
+            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        },
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> Path:
+    """Two days of 40 simulated users talking to two real models trained on SLURP."""
+    from voxloop.data import load_corpus
+    from voxloop.log.generate import ModelArm, generate_log
+    from voxloop.nlu.classical import ClassicalParser
+
+    corpus = load_corpus(f"slurp:{datasets / 'slurp'}")
+    train = corpus.split("dev")
+    a = ClassicalParser(sentence_encoder="none", crf_epochs=2, gazetteer_folds=2).fit(train)
+    b = ClassicalParser(sentence_encoder="none", crf_epochs=2, gazetteer_folds=2,
+                        c_values=(0.05,)).fit(train)  # fmt: skip
+    out = tmp_path_factory.mktemp("simulated")
+    generate_log(out, corpus.split("test"), [ModelArm(a, "a"), ModelArm(b, "b", parse_ms=3)],
+                 users=40, days=2, threshold=0.3, seed=1)  # fmt: skip
+    return out
+
+
+def normalised(table: Any) -> list[dict[str, Any]]:
+    def value(v: Any) -> Any:
+        if isinstance(v, float):
+            return None if math.isnan(v) else round(v, 9)
+        return v
+
+    return [{k: value(v) for k, v in row.items()} for row in table.to_pylist()]
+
+
+def test_duckdb_and_spark_give_equal_kpis(simulated: Path, spark: Any) -> None:
+    store = LogStore(simulated)
+    options = {"by": ("domain", "model_version"), "top_k": 5}
+    duck = compute_kpis(store, **options)  # type: ignore[arg-type]
+    engine = SparkEngine(store, session=spark)
+    try:
+        sparks = compute_kpis(engine, **options)  # type: ignore[arg-type]
+    finally:
+        engine.close()
+    assert list(duck) == list(sparks) == list(KPI_TABLES)
+    for name in KPI_TABLES:
+        assert duck[name].column_names == sparks[name].column_names, name
+        assert normalised(duck[name]) == normalised(sparks[name]), name
+    # the simulated log exercises every table
+    for name in ("arms", "top_failing", "friction_examples", "confusions"):
+        assert duck[name].num_rows > 0, name
+    assert {r["arm"] for r in rows(duck["arms"])} == {"control", "treatment"}
