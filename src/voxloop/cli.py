@@ -137,34 +137,13 @@ def _format_parse(p: Any) -> str:
     return "\n".join(lines)
 
 
-def _parse_json(p: Any) -> dict[str, Any]:
-    return {
-        "text": p.text,
-        "intent": p.intent,
-        "confidence": p.confidence,
-        "domain": p.domain,
-        "locale": p.locale,
-        "ranking": [{"intent": r.intent, "confidence": r.confidence} for r in p.ranking],
-        "slots": [
-            {
-                "start": s.start,
-                "end": s.end,
-                "label": s.label,
-                "value": s.value,
-                "confidence": s.confidence,
-            }
-            for s in p.slots
-        ],
-    }
-
-
 def cmd_parse(args: argparse.Namespace) -> int:
-    from voxloop.nlu.base import load_parser
+    from voxloop.nlu.base import load_parser, parse_to_dict
 
     texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     parses = load_parser(args.model).parse(texts)
     for p in parses:
-        print(json.dumps(_parse_json(p), ensure_ascii=False) if args.json else _format_parse(p))
+        print(json.dumps(parse_to_dict(p), ensure_ascii=False) if args.json else _format_parse(p))
     return 0
 
 

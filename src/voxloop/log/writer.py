@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from voxloop import __version__
+from voxloop.nlu.base import span_to_dict
 from voxloop.schema import Feedback, Turn
 
 __all__ = [
@@ -134,16 +135,7 @@ def turn_row(turn: Turn) -> dict[str, Any]:
         "confidence": p.confidence,
         "top_intent": top,
         "ranking": [{"intent": s.intent, "confidence": s.confidence} for s in p.ranking],
-        "slots": [
-            {
-                "start": s.start,
-                "end": s.end,
-                "label": s.label,
-                "value": s.value,
-                "confidence": s.confidence,
-            }
-            for s in p.slots
-        ],
+        "slots": [span_to_dict(s) for s in p.slots],
         "domain": p.domain,
         "model_version": turn.model_version,
         "experiment": turn.experiment,

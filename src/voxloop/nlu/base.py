@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
 from voxloop.errors import ModelFormatError
-from voxloop.schema import Parse, Utterance
+from voxloop.schema import Parse, Span, Utterance
 
 __all__ = [
     "MANIFEST",
     "FORMAT_VERSION",
     "Parser",
     "load_parser",
+    "parse_to_dict",
     "read_manifest",
+    "span_to_dict",
     "write_json_atomic",
 ]
 
@@ -42,6 +44,31 @@ class Parser(Protocol):
 
     @classmethod
     def load(cls, path: str | Path) -> Self: ...
+
+
+def span_to_dict(span: Span) -> dict[str, Any]:
+    """A slot as JSON: start, end, label, value, confidence."""
+    return {
+        "start": span.start,
+        "end": span.end,
+        "label": span.label,
+        "value": span.value,
+        "confidence": span.confidence,
+    }
+
+
+def parse_to_dict(parse: Parse) -> dict[str, Any]:
+    """A parse as JSON, the one shape the CLI, the server and the log share."""
+    return {
+        "text": parse.text,
+        "intent": parse.intent,
+        "confidence": parse.confidence,
+        "recognized": parse.intent is not None,
+        "ranking": [{"intent": r.intent, "confidence": r.confidence} for r in parse.ranking],
+        "slots": [span_to_dict(s) for s in parse.slots],
+        "domain": parse.domain,
+        "locale": parse.locale,
+    }
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

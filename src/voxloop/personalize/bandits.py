@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 
 from voxloop.errors import ConfigError, DataError, ModelFormatError
+from voxloop.nlu.base import write_json_atomic
 from voxloop.personalize.features import Context, Featurizer
 
 __all__ = [
@@ -350,7 +349,7 @@ class LinearPolicy:
             "actions": list(self.model_.actions),
             "produced_by": f"voxloop {__version__}",
         }
-        _write_json_atomic(directory / STATE_FILE, manifest)
+        write_json_atomic(directory / STATE_FILE, manifest)
 
     @classmethod
     def load(cls, path: str | Path, rng: np.random.Generator | None = None) -> Self:
@@ -546,15 +545,3 @@ def _probability(value: object, key: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise ConfigError(f"must be in [0, 1], got {value!r}", key=key)
     return v
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from voxloop.nlu.base import parse_to_dict
 from voxloop.schema import Parse
 
 __all__ = [
@@ -222,23 +223,7 @@ def parse_json(
     """One text's answer on ``/v1/parse``."""
     return {
         "turn_id": turn_id,
-        "text": parse.text,
-        "intent": parse.intent,
-        "confidence": parse.confidence,
-        "recognized": parse.intent is not None,
-        "ranking": [{"intent": s.intent, "confidence": s.confidence} for s in parse.ranking],
-        "slots": [
-            {
-                "start": s.start,
-                "end": s.end,
-                "label": s.label,
-                "value": s.value,
-                "confidence": s.confidence,
-            }
-            for s in parse.slots
-        ],
-        "domain": parse.domain,
-        "locale": parse.locale,
+        **parse_to_dict(parse),
         "model_version": model_version,
         "latency_ms": round(latency_ms, 3),
         "parse_ms": round(parse_ms, 3),
