@@ -74,10 +74,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     train = corpus.split(args.split)
     dev = corpus.splits.get(args.dev_split) if args.dev_split else None
     print(f"training on {args.data} [{args.split}]: {len(train):,} utterances", file=sys.stderr)
-    parser = ClassicalParser(sentence_encoder=args.sentence_encoder, seed=args.seed)
     started = time.perf_counter()
-    with _progress(2, "training") as bar:
-        parser.fit(train, dev, on_stage=lambda stage: (bar.set_postfix_str(stage), bar.update()))
+    parser: Any
+    if args.model_type == "transformer":
+        from voxloop.nlu.transformer import TransformerParser
+
+        parser = TransformerParser(seed=args.seed)
+        parser.fit(train, dev)  # shows its own progress bar per epoch
+    else:
+        parser = ClassicalParser(sentence_encoder=args.sentence_encoder, seed=args.seed)
+        with _progress(2, "training") as bar:
+            parser.fit(train, dev, on_stage=lambda s: (bar.set_postfix_str(s), bar.update()))
     seconds = time.perf_counter() - started
     metadata: dict[str, Any] = {
         "version": args.version or Path(args.out).name,
@@ -228,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev-split", default="dev", help="split for model selection (default dev; '' for none)"
     )
     train.add_argument("--locales", help="comma-separated locales (massive only)")
-    train.add_argument("--model-type", choices=["classical"], default="classical")
+    train.add_argument(
+        "--model-type",
+        choices=["classical", "transformer"],
+        default="classical",
+        help="transformer: MiniLM joint model served by onnxruntime (needs voxloop[train])",
+    )
     train.add_argument(
         "--sentence-encoder",
         choices=["auto", "none", "use"],

@@ -117,4 +117,8 @@ def load_parser(path: str | Path) -> Parser:
         from voxloop.nlu.classical import ClassicalParser
 
         return ClassicalParser.load(path)
+    if model_type == "transformer":
+        from voxloop.nlu.runtime import OnnxParser
+
+        return OnnxParser.load(path)
     raise ModelFormatError(f"{path}: unknown model type {model_type!r}")

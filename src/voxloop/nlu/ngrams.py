@@ -11,6 +11,7 @@ voice assistant serves — and because a server then never imports scikit-learn.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -42,6 +43,8 @@ def char_wb_ngrams(text: str, min_n: int = 1, max_n: int = 5) -> list[str]:
             grams.extend(w[i : i + n] for i in range(len(w) - n + 1))
     return grams
 
+
+_LOG = [0.0] + [math.log(c) for c in range(1, 64)]
 
 _ANALYZERS: tuple[Callable[[str], list[str]], ...] = (word_ngrams, char_wb_ngrams)
 
@@ -94,15 +97,17 @@ class NgramFeatures:
         for text in texts:
             offset = 0
             for analyze, vocabulary, idf in blocks:
-                counts: dict[int, int] = {}
-                for gram in analyze(text):
-                    j = vocabulary.get(gram)
-                    if j is not None:
-                        counts[j] = counts.get(j, 0) + 1
-                if counts:
-                    weights = [(1.0 + math.log(c)) * idf[j] for j, c in counts.items()]
+                known = [
+                    (j, c)
+                    for gram, c in Counter(analyze(text)).items()
+                    if (j := vocabulary.get(gram)) is not None
+                ]
+                if known:
+                    weights = [
+                        (1.0 + _LOG[c] if c < 64 else 1.0 + math.log(c)) * idf[j] for j, c in known
+                    ]
                     norm = math.sqrt(sum(w * w for w in weights))
-                    indices.extend(j + offset for j in counts)
+                    indices.extend(j + offset for j, _ in known)
                     data.extend(w / norm for w in weights)
                 offset += len(vocabulary)
             indptr.append(len(indices))

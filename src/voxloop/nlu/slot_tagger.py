@@ -227,7 +227,8 @@ class SlotTagger:
         words = [t.casefold() for t, _, _ in tokens]
         self._tagger.set(self.features(words, intent, self.gazetteer_))
         tags = self._tagger.tag()
-        confidences = [self._tagger.marginal(tag, i) for i, tag in enumerate(tags)]
+        marginal = self._tagger.marginal
+        confidences = [1.0 if tag == "O" else marginal(tag, i) for i, tag in enumerate(tags)]
         return spans_from_tags(text, tokens, tags, confidences)
 
     # --- persistence ----------------------------------------------------------------

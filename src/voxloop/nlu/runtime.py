@@ -1,0 +1,378 @@
+"""Serving a trained transformer parser with onnxruntime, tokenizers and numpy (no torch).
+
+A model directory written by `voxloop.nlu.transformer.TransformerParser` holds:
+
+- ``model.onnx`` (fp32) and ``model.int8.onnx`` (dynamic int8 quantisation): inputs
+  ``input_ids`` and ``attention_mask`` (int64, ``[batch, tokens]``), outputs
+  ``intent_logits`` (``[batch, intents]``) and ``slot_logits`` (``[batch, tokens, tags]``);
+- ``tokenizer.json``: the encoder's WordPiece tokenizer (the ``tokenizers`` format);
+- ``labels.json``: intent names, BIO slot tags, and which slot labels each intent was seen
+  with in training;
+- ``manifest.json``: format version, ``"model_type": "transformer"``, the temperature and
+  out-of-scope threshold fitted on dev, domains, locales, hyperparameters and metrics.
+
+Slot tags are predicted per sub-word; the tag of a word (a `voxloop.nlu.tokenize` token) is
+the tag of its first sub-word, and BIO chunks of words become character spans with
+`spans_from_tags`, so a span's offsets always index the original text exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from voxloop.errors import ModelFormatError
+from voxloop.nlu.base import MANIFEST, read_manifest
+from voxloop.nlu.slot_tagger import spans_from_tags
+from voxloop.nlu.tokenize import Token, tokenize
+from voxloop.schema import DEFAULT_LOCALE, IntentScore, Parse
+
+__all__ = [
+    "FP32_FILE",
+    "INT8_FILE",
+    "LABELS_FILE",
+    "MODEL_TYPE",
+    "TOKENIZER_FILE",
+    "Decoder",
+    "OnnxParser",
+    "first_subwords",
+    "load_tokenizer",
+    "log_softmax",
+    "softmax",
+    "viterbi",
+]
+
+MODEL_TYPE = "transformer"
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+LABELS_FILE = "labels.json"
+MAX_POSITIONS = 512
+"""The encoder's position embeddings: longer inputs are cut (their tail gets no slots)."""
+
+Precision = Literal["int8", "fp32"]
+
+
+def load_tokenizer(path: Path, max_length: int = MAX_POSITIONS) -> Any:
+    """A `tokenizers.Tokenizer` from ``tokenizer.json``: truncating, never padding."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as e:  # the tokenizers library raises a bare Exception
+        raise ModelFormatError(f"{path}: unreadable tokenizer ({e})") from None
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    return tokenizer
+
+
+def softmax(x: npt.NDArray[np.float32], axis: int = -1) -> npt.NDArray[np.float64]:
+    """A numerically stable softmax in float64."""
+    z = x.astype(np.float64)
+    z -= z.max(axis=axis, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=axis, keepdims=True)
+    return z
+
+
+def log_softmax(x: npt.NDArray[np.float32], axis: int = -1) -> npt.NDArray[np.float64]:
+    """A numerically stable log-softmax in float64 (``-inf`` entries stay ``-inf``)."""
+    z = x.astype(np.float64)
+    z -= z.max(axis=axis, keepdims=True)
+    z -= np.log(np.exp(z).sum(axis=axis, keepdims=True))
+    return z
+
+
+def viterbi(
+    scores: npt.NDArray[np.float64],
+    transitions: npt.NDArray[np.float64],
+    start: npt.NDArray[np.float64],
+) -> list[int]:
+    """The best tag path: ``scores[i, t]`` per position, ``transitions[s, t]``, ``start[t]``."""
+    n = len(scores)
+    best = scores[0] + start
+    back = np.zeros((n, scores.shape[1]), dtype=np.int64)
+    for i in range(1, n):
+        candidates = best[:, None] + transitions
+        back[i] = candidates.argmax(axis=0)
+        best = candidates[back[i], np.arange(scores.shape[1])] + scores[i]
+    path = [int(best.argmax())]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i, path[-1]]))
+    return path[::-1]
+
+
+def first_subwords(tokens: Sequence[Token], offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """For each token, the index of the first sub-word overlapping it (-1 when none).
+
+    ``offsets`` are the sub-words' character offsets (special tokens are ``(0, 0)`` and
+    never match). Both sequences are in text order, so one forward pass suffices.
+    """
+    out: list[int] = []
+    j = 0
+    n = len(offsets)
+    for _, start, end in tokens:
+        while j < n and (offsets[j][1] <= start or offsets[j][0] == offsets[j][1]):
+            j += 1
+        out.append(j if j < n and offsets[j][0] < end else -1)
+    return out
+
+
+class Decoder:
+    """Turns the network's logits into `Parse` values (shared by training and serving)."""
+
+    def __init__(
+        self,
+        *,
+        intents: Sequence[str],
+        tags: Sequence[str],
+        allowed: npt.NDArray[np.bool_] | None,
+        temperature: float,
+        threshold: float,
+        domains: dict[str, str],
+        locale: str,
+        ranking_size: int,
+    ) -> None:
+        self.intents = list(intents)
+        self.tags = list(tags)
+        self.allowed = allowed
+        self.temperature = temperature
+        self.threshold = threshold
+        self.domains = domains
+        self.locale = locale
+        self.ranking_size = ranking_size
+        # BIO transitions: "I-x" only after "B-x" or "I-x", never first.
+        n = len(self.tags)
+        self._all = np.arange(n)
+        self._outside = self.tags.index("O")
+        self._start = np.array([-np.inf if t.startswith("I-") else 0.0 for t in self.tags])
+        self._transitions = np.zeros((n, n))
+        for j, t in enumerate(self.tags):
+            if t.startswith("I-"):
+                for i, u in enumerate(self.tags):
+                    if u == "O" or u[2:] != t[2:]:
+                        self._transitions[i, j] = -np.inf
+
+    def decode(
+        self,
+        texts: Sequence[str],
+        offsets: Sequence[Sequence[tuple[int, int]]],
+        intent_logits: npt.NDArray[np.float32],
+        slot_logits: npt.NDArray[np.float32],
+    ) -> list[Parse]:
+        """``slot_logits[i, j]`` are the tag scores of sub-word ``j`` of ``texts[i]``."""
+        probabilities = softmax(intent_logits / self.temperature)
+        k = min(self.ranking_size, len(self.intents))
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        best = order[:, 0]
+        if self.allowed is not None:
+            # Slot labels never seen with the predicted intent in training are ruled out.
+            slot_logits = np.where(self.allowed[best][:, None, :], slot_logits, -np.inf)
+        slot_logp = log_softmax(slot_logits)
+        out: list[Parse] = []
+        for i, text in enumerate(texts):
+            row = probabilities[i]
+            ranking = tuple(IntentScore(self.intents[j], float(row[j])) for j in order[i])
+            top = ranking[0]
+            tokens = tokenize(text)
+            tags: list[str] = []
+            confidences: list[float] = []
+            if tokens:
+                # Word scores: the first sub-word's; a word without sub-words is "O".
+                cols = self._all if self.allowed is None else np.flatnonzero(self.allowed[best[i]])
+                scores = np.full((len(tokens), len(cols)), -np.inf)
+                scores[:, np.searchsorted(cols, self._outside)] = 0.0
+                for w, j in enumerate(first_subwords(tokens, offsets[i])):
+                    if j >= 0:
+                        scores[w] = slot_logp[i, j, cols]
+                path = viterbi(scores, self._transitions[np.ix_(cols, cols)], self._start[cols])
+                tags = [self.tags[cols[t]] for t in path]
+                confidences = [float(np.exp(scores[w, t])) for w, t in enumerate(path)]
+            out.append(
+                Parse(
+                    text=text,
+                    intent=top.intent if top.confidence >= self.threshold else None,
+                    confidence=top.confidence,
+                    ranking=ranking,
+                    slots=spans_from_tags(text, tokens, tags, confidences),
+                    domain=self.domains.get(top.intent),
+                    locale=self.locale,
+                )
+            )
+        return out
+
+
+def pad_batch(
+    ids: Sequence[Sequence[int]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Right-pad id lists to the longest one; returns ``(input_ids, attention_mask)``."""
+    width = max(len(x) for x in ids)
+    input_ids = np.zeros((len(ids), width), dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = x
+        mask[i, : len(x)] = 1
+    return input_ids, mask
+
+
+class OnnxParser:
+    """A trained transformer parser served by onnxruntime.
+
+    ``batch_size`` texts go through the network at once, padded to the longest of them.
+    Dynamic int8 quantisation picks one activation scale per tensor, so with
+    ``batch_size > 1`` an int8 parse can differ in the last digits with the other texts
+    of its batch; ``batch_size=1`` makes every parse independent of its batch.
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        tokenizer: Any,
+        decoder: Decoder,
+        *,
+        precision: Precision,
+        batch_size: int,
+        manifest: dict[str, Any],
+        directory: Path,
+    ) -> None:
+        self.directory_ = directory
+        self.session_ = session
+        self.tokenizer_ = tokenizer
+        self.decoder_ = decoder
+        self.precision = precision
+        self.batch_size = batch_size
+        self.manifest_ = manifest
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        precision: Precision = "int8",
+        batch_size: int | None = None,
+        threads: int | None = None,
+    ) -> Self:
+        """Open a model directory; ``precision`` picks ``model.int8.onnx`` or ``model.onnx``.
+
+        ``batch_size`` defaults to the one the model was saved with; ``threads`` to
+        onnxruntime's choice.
+        """
+        import onnxruntime as ort
+
+        directory = Path(path)
+        manifest = read_manifest(directory)
+        if manifest.get("model_type") != MODEL_TYPE:
+            raise ModelFormatError(
+                f"{directory}: not a transformer model ({manifest.get('model_type')!r})"
+            )
+        if precision not in ("int8", "fp32"):
+            raise ModelFormatError(f"precision must be 'int8' or 'fp32', not {precision!r}")
+        model_file = directory / (INT8_FILE if precision == "int8" else FP32_FILE)
+        try:
+            labels = json.loads((directory / LABELS_FILE).read_text("utf-8"))
+            intents = list(labels["intents"])
+            tags = list(labels["tags"])
+            allowed = None
+            if labels.get("allowed") is not None:
+                allowed = np.array(labels["allowed"], dtype=bool).reshape(len(intents), len(tags))
+            calibration = manifest["calibration"]
+            locales = list(manifest["locales"])
+            decoder = Decoder(
+                intents=intents,
+                tags=tags,
+                allowed=allowed,
+                temperature=float(calibration["temperature"]),
+                threshold=float(calibration["threshold"]),
+                domains=dict(manifest["domains"]),
+                locale=locales[0] if len(locales) == 1 else DEFAULT_LOCALE,
+                ranking_size=int(manifest["hyperparameters"]["ranking_size"]),
+            )
+            saved_batch = int(manifest["hyperparameters"].get("inference_batch_size", 32))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelFormatError(
+                f"{directory}: incomplete transformer model ({type(e).__name__}: {e}); "
+                f"check {LABELS_FILE} and {MANIFEST}"
+            ) from None
+        if not model_file.is_file():
+            raise ModelFormatError(f"{model_file}: missing ONNX model file")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(
+                str(model_file), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelFormatError(f"{model_file}: unreadable ONNX model ({e})") from None
+        tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
+        return cls(
+            session,
+            tokenizer,
+            decoder,
+            precision=precision,
+            batch_size=batch_size or saved_batch,
+            manifest=manifest,
+            directory=directory,
+        )
+
+    def logits(
+        self, texts: Sequence[str]
+    ) -> tuple[list[list[tuple[int, int]]], npt.NDArray[np.float32], list[npt.NDArray[np.float32]]]:
+        """Sub-word offsets, intent logits and per-text slot logits (for tests and tools)."""
+        encodings = self.tokenizer_.encode_batch(list(texts))
+        offsets = [e.offsets for e in encodings]
+        intent_rows: list[npt.NDArray[np.float32]] = []
+        slot_rows: list[npt.NDArray[np.float32]] = []
+        for b in range(0, len(texts), self.batch_size):
+            chunk = encodings[b : b + self.batch_size]
+            input_ids, mask = pad_batch([e.ids for e in chunk])
+            intent, slots = self.session_.run(
+                ["intent_logits", "slot_logits"],
+                {"input_ids": input_ids, "attention_mask": mask},
+            )
+            intent_rows.append(intent)
+            slot_rows.extend(slots[i, : len(e.ids)] for i, e in enumerate(chunk))
+        return offsets, np.concatenate(intent_rows), slot_rows
+
+    def parse(self, texts: Sequence[str]) -> list[Parse]:
+        """Parse a batch of texts (the fast path; one text is a batch of one)."""
+        if not texts:
+            return []
+        texts = list(texts)
+        out: list[Parse] = []
+        for b in range(0, len(texts), self.batch_size):
+            chunk = texts[b : b + self.batch_size]
+            encodings = self.tokenizer_.encode_batch(chunk)
+            input_ids, mask = pad_batch([e.ids for e in encodings])
+            intent, slots = self.session_.run(
+                ["intent_logits", "slot_logits"],
+                {"input_ids": input_ids, "attention_mask": mask},
+            )
+            out.extend(self.decoder_.decode(chunk, [e.offsets for e in encodings], intent, slots))
+        return out
+
+    # The Parser protocol: a loaded model is for serving, not for training.
+    def fit(self, train: Sequence[Any], dev: Sequence[Any] | None = None) -> Self:
+        raise ModelFormatError(
+            "a loaded transformer model cannot be retrained; train a new one with "
+            "voxloop.nlu.transformer.TransformerParser"
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Copy the model directory this parser was loaded from."""
+        import shutil
+
+        source = self.directory_
+        target = Path(path)
+        if target.resolve() == source.resolve():
+            return
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target)

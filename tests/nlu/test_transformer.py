@@ -1,0 +1,282 @@
+"""The transformer parser: trains with torch, exports to ONNX, serves with onnxruntime.
+
+Kept small (a few hundred SNIPS utterances, two epochs) so the file runs in a few minutes
+on 2 cores; the accuracy targets are the benchmark's business.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxscript")
+
+from voxloop.data import load_corpus  # noqa: E402
+from voxloop.errors import DataError, ModelFormatError  # noqa: E402
+from voxloop.nlu.evaluate import evaluate  # noqa: E402
+from voxloop.nlu.runtime import OnnxParser, first_subwords, viterbi  # noqa: E402
+from voxloop.nlu.tokenize import tokenize  # noqa: E402
+from voxloop.nlu.transformer import (  # noqa: E402
+    TransformerParser,
+    choose_threshold,
+    fit_temperature,
+)
+from voxloop.schema import Utterance  # noqa: E402
+
+SMALL = {"max_epochs": 2, "batch_size": 16, "threads": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def snips(datasets: Path) -> dict[str, Sequence[Utterance]]:
+    corpus = load_corpus(f"snips:{datasets / 'snips'}")
+    return {"train": corpus.split("train")[:500], "test": corpus.split("test")[:200]}
+
+
+@pytest.fixture(scope="module")
+def trained(snips: dict[str, Sequence[Utterance]]) -> TransformerParser:
+    return TransformerParser(**SMALL).fit(snips["train"])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def saved(trained: TransformerParser, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("transformer") / "model"
+    trained.save(path, {"corpus": "snips slice"})
+    return path
+
+
+# --- pure helpers ---------------------------------------------------------------------
+def test_first_subwords_maps_each_word_to_its_first_piece() -> None:
+    text = "play what's new"
+    tokens = tokenize(text)  # play / what's / new
+    # [CLS] play what ' s new [SEP]
+    offsets = [(0, 0), (0, 4), (5, 9), (9, 10), (10, 11), (12, 15), (0, 0)]
+    assert first_subwords(tokens, offsets) == [1, 2, 5]
+
+
+def test_first_subwords_marks_words_without_pieces() -> None:
+    text = "a \x00 b"
+    offsets = [(0, 0), (0, 1), (4, 5), (0, 0)]  # the control character has no piece
+    assert first_subwords(tokenize(text), offsets) == [1, -1, 2]
+    assert first_subwords([("x", 0, 1)], [(0, 0), (0, 0)]) == [-1]
+
+
+def test_viterbi_never_continues_a_span_it_did_not_open() -> None:
+    # tags: O, B-x, I-x; "I-x" scores best everywhere but cannot start or follow "O".
+    transitions = np.array([[0, 0, -np.inf], [0, 0, 0], [0, 0, 0]], dtype=float)
+    start = np.array([0, 0, -np.inf])
+    scores = np.log(np.array([[0.3, 0.2, 0.5], [0.1, 0.1, 0.8]]))
+    assert viterbi(scores, transitions, start) == [1, 2]
+    assert viterbi(np.log(np.array([[0.6, 0.1, 0.3]])), transitions, start) == [0]
+
+
+def test_fit_temperature_recovers_an_overconfident_scale() -> None:
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(4000, 5)) * 2
+    p = np.exp(true) / np.exp(true).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(5, p=row) for row in p])
+    assert fit_temperature((true * 3).astype(np.float32), labels) == pytest.approx(3.0, rel=0.1)
+
+
+def test_threshold_rejects_the_wrong_low_confidence_guesses_only() -> None:
+    confidence = np.array([0.2, 0.3, 0.35, 0.9, 0.95, 0.99, 0.97, 0.92, 0.91, 0.93])
+    correct = np.array([False, False, True, True, True, True, True, True, True, True])
+    t = choose_threshold(confidence, correct, max_rejection=0.5)
+    assert 0.3 < t <= 0.35
+    assert choose_threshold(confidence, correct, max_rejection=0.1) == pytest.approx(0.25)
+    assert choose_threshold(confidence, correct, max_rejection=0.0) == 0.0
+
+
+# --- training -------------------------------------------------------------------------
+def test_parser_overfits_twenty_examples(snips: dict[str, Sequence[Utterance]]) -> None:
+    twenty = [u for u in snips["train"] if u.slots][:20]
+    parser = TransformerParser(
+        max_epochs=1,
+        min_steps=60,  # 20 epochs of 3 batches
+        batch_size=8,
+        learning_rate=2e-4,
+        head_learning_rate=5e-3,
+        threads=2,
+        progress=False,
+    ).fit(twenty)
+    result = evaluate(twenty, parser.parse([u.text for u in twenty]))
+    assert result.intent_accuracy == 1.0
+    assert result.slot_f1 >= 0.95
+
+
+def test_parser_learns_snips_from_a_slice(
+    trained: TransformerParser, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    test = snips["test"]
+    result = evaluate(test, trained.parse([u.text for u in test]))
+    assert result.intent_accuracy >= 0.9
+    assert result.slot_f1 >= 0.45  # 450 utterances, 2 epochs: a floor, not a target
+    assert [h["epoch"] for h in trained.history_] == [1, 2]
+    assert {"loss", "dev_intent_accuracy", "dev_slot_f1", "dev_exact_match"} <= set(
+        trained.history_[0]
+    )
+
+
+def test_progress_stages_are_reported(snips: dict[str, Sequence[Utterance]]) -> None:
+    stages: list[str] = []
+    TransformerParser(max_epochs=1, threads=2, progress=False).fit(
+        snips["train"][:30], on_stage=stages.append
+    )
+    assert stages == ["epoch 1", "calibration", "export"]
+
+
+def test_training_data_without_intents_is_refused() -> None:
+    with pytest.raises(DataError, match="no intent"):
+        TransformerParser().fit([Utterance("turn on the light", intent=None)])
+
+
+# --- export ---------------------------------------------------------------------------
+def test_onnx_fp32_matches_torch(
+    trained: TransformerParser, saved: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    texts = [u.text for u in snips["test"][:64]] + ["", "Ünïcode ﬁne — 東京 🎵 what's up?!"]
+    torch_intent, torch_slots = trained.torch_logits(texts)
+    _, onnx_intent, onnx_slots = OnnxParser.load(saved, precision="fp32").logits(texts)
+    assert np.abs(onnx_intent - torch_intent).max() < 1e-3
+    assert max(np.abs(o - t).max() for o, t in zip(onnx_slots, torch_slots, strict=True)) < 1e-3
+    assert trained.export_diff_ is not None and trained.export_diff_ < 1e-3
+
+
+def test_int8_is_close_to_fp32(saved: Path, snips: dict[str, Sequence[Utterance]]) -> None:
+    test = snips["test"]
+    texts = [u.text for u in test]
+    fp32 = evaluate(test, OnnxParser.load(saved, precision="fp32").parse(texts))
+    int8 = evaluate(test, OnnxParser.load(saved).parse(texts))
+    assert abs(fp32.intent_accuracy - int8.intent_accuracy) <= 0.02
+    assert abs(fp32.slot_f1 - int8.slot_f1) <= 0.03
+
+
+# --- the saved model ------------------------------------------------------------------
+def test_save_then_load_gives_identical_parses(
+    trained: TransformerParser, saved: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    texts = [u.text for u in snips["test"][:100]]
+    assert OnnxParser.load(saved).parse(texts) == trained.parse(texts)
+    assert TransformerParser.load(saved).parse(texts) == trained.parse(texts)
+
+
+def test_saved_model_is_onnx_and_json_with_a_manifest(saved: Path) -> None:
+    names = {f.name for f in saved.iterdir()}
+    assert names == {
+        "manifest.json",
+        "labels.json",
+        "tokenizer.json",
+        "model.onnx",
+        "model.int8.onnx",
+    }
+    for f in saved.iterdir():
+        head = f.read_bytes()[:2]
+        assert head not in (b"\x80\x04", b"\x80\x05"), f"{f.name} looks like a pickle"
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest["model_type"] == "transformer" and manifest["format_version"] == 1
+    assert manifest["corpus"] == "snips slice"
+    calibration = manifest["calibration"]
+    assert calibration["temperature"] > 0
+    assert calibration["ece_after"] <= calibration["ece_before"] + 0.02
+
+
+def test_runtime_does_not_import_torch(saved: Path) -> None:
+    code = (
+        "import sys\n"
+        "from voxloop.nlu.runtime import OnnxParser\n"
+        f"p = OnnxParser.load({str(saved)!r})\n"
+        "(r,) = p.parse(['play the beatles'])\n"
+        "assert r.intent, r\n"
+        "heavy = [m for m in ('torch', 'transformers', 'onnxscript') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_batch_of_one_parse_is_independent_of_the_batch(
+    saved: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    texts = [u.text for u in snips["test"][:30]]
+    single = OnnxParser.load(saved, batch_size=1)
+    assert single.parse(texts) == [single.parse([t])[0] for t in texts]
+    batched = OnnxParser.load(saved, precision="fp32", batch_size=32).parse(texts)
+    for a, b in zip(batched, single.parse(texts), strict=True):
+        assert a.ranking[0].intent == b.ranking[0].intent
+    assert single.parse([]) == []
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(min_size=1, max_size=60))
+def test_parse_returns_character_spans_inside_the_text(
+    trained: TransformerParser, text: str
+) -> None:
+    (parse,) = trained.parse([text])
+    assert parse.text == text
+    for span in parse.slots:
+        assert 0 <= span.start < span.end <= len(text)
+        assert text[span.start : span.end] == span.value
+        assert span.confidence is not None and 0.0 <= span.confidence <= 1.0 + 1e-9
+
+
+def test_slots_are_exact_spans_of_the_original_text(trained: TransformerParser) -> None:
+    text = "Play  ÉDITH Piaf's   “La Vie en Rose” on Spotify"
+    (parse,) = trained.parse([text])
+    for span in parse.slots:
+        assert text[span.start : span.end] == span.value
+        assert span.value == span.value.strip() and span.value
+
+
+def test_ranking_is_sorted_and_confidences_are_probabilities(
+    trained: TransformerParser, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    for parse in trained.parse([u.text for u in snips["test"][:50]]):
+        scores = [r.confidence for r in parse.ranking]
+        assert scores == sorted(scores, reverse=True)
+        assert 0.0 <= scores[-1] and scores[0] <= 1.0 + 1e-9 and sum(scores) <= 1.0 + 1e-6
+        assert parse.confidence == scores[0]
+        assert parse.domain is None and parse.locale == "en-US"
+
+
+def test_threshold_from_dev_rejects_little_of_dev(trained: TransformerParser) -> None:
+    assert 0.0 <= trained.threshold_ < 1.0
+    assert trained.calibration_["dev_size"] == 50
+
+
+def test_low_confidence_parse_is_not_recognized(saved: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(saved, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["calibration"]["threshold"] = 1.01
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    (parse,) = OnnxParser.load(model).parse(["play something by the beatles"])
+    assert parse.intent is None
+    assert parse.ranking and parse.ranking[0].intent == "PlayMusic"
+
+
+def test_loading_a_classical_model_as_transformer_says_so(tmp_path: Path, saved: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(saved, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["model_type"] = "classical"
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match="not a transformer model"):
+        OnnxParser.load(model)
+
+
+def test_damaged_onnx_file_is_a_model_format_error(tmp_path: Path, saved: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(saved, model)
+    (model / "model.int8.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ModelFormatError, match="unreadable ONNX model"):
+        OnnxParser.load(model)
