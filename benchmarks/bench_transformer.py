@@ -16,17 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_classical import CORPORA, machine  # noqa: E402
+from bench_classical import CORPORA, latency_ms, machine, throughput  # noqa: E402
 
 from voxloop.data import load_corpus  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
@@ -36,31 +34,6 @@ from voxloop.nlu.transformer import TransformerParser  # noqa: E402
 # Published JointBERT (Chen et al. 2019, "BERT for Joint Intent Classification and Slot
 # Filling", Table 2; BERT-base, 110M parameters): intent accuracy / slot F1 / sentence acc.
 JOINTBERT = {"snips": (0.986, 0.970, 0.928), "atis": (0.975, 0.961, 0.882)}
-
-
-def throughput(parser: Any, texts: Sequence[str], repeats: int, batch: int = 256) -> float:
-    """Median utterances per second parsing ``texts`` in batches of ``batch``."""
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for i in range(0, len(texts), batch):
-            parser.parse(texts[i : i + batch])
-        rates.append(len(texts) / (time.perf_counter() - started))
-    return statistics.median(rates)
-
-
-def latency_ms(parser: Any, texts: Sequence[str], passes: int = 2) -> tuple[float, float]:
-    """p50 and p99 milliseconds of one-utterance parses (after a warm-up pass)."""
-    for t in texts[:20]:
-        parser.parse([t])
-    samples = []
-    for _ in range(passes):
-        for t in texts:
-            started = time.perf_counter()
-            parser.parse([t])
-            samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
 def bench_corpus(name: str, args: argparse.Namespace) -> dict[str, Any]:
