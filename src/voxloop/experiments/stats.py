@@ -126,6 +126,24 @@ def _check_sum_squares(n: int, total: float, squares: float, name: str, owner: s
         )
 
 
+
+def _paired_sums(
+    a: npt.ArrayLike, b: npt.ArrayLike, what: str
+) -> tuple[int, float, float, float, float, float]:
+    """``n, sum(a), sum(a²), sum(b), sum(b²), sum(ab)`` of two per-user arrays."""
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise DataError(f"{what} differ in length", field="values")
+    return (
+        int(x.size),
+        float(x.sum()),
+        float(np.dot(x, x)),
+        float(y.sum()),
+        float(np.dot(y, y)),
+        float(np.dot(x, y)),
+    )
+
 @dataclass(frozen=True, slots=True)
 class SampleMean:
     """A per-user mean: ``n`` users, the ``sum`` and ``sum_squares`` of their values."""
@@ -225,18 +243,7 @@ class RatioStatistic:
     @classmethod
     def from_values(cls, numerators: npt.ArrayLike, denominators: npt.ArrayLike) -> RatioStatistic:
         """The statistic of raw per-user numerators and denominators."""
-        m = np.asarray(numerators, dtype=float)
-        d = np.asarray(denominators, dtype=float)
-        if m.shape != d.shape:
-            raise DataError("numerators and denominators differ in length", field="values")
-        return cls(
-            int(m.size),
-            float(m.sum()),
-            float(np.dot(m, m)),
-            float(d.sum()),
-            float(np.dot(d, d)),
-            float(np.dot(m, d)),
-        )
+        return cls(*_paired_sums(numerators, denominators, "numerators and denominators"))
 
     @property
     def mean(self) -> float:
@@ -290,18 +297,7 @@ class RegressionAdjusted:
     @classmethod
     def from_values(cls, post: npt.ArrayLike, pre: npt.ArrayLike) -> RegressionAdjusted:
         """The statistic of raw per-user post-period values and pre-period covariates."""
-        y = np.asarray(post, dtype=float)
-        x = np.asarray(pre, dtype=float)
-        if y.shape != x.shape:
-            raise DataError("post and pre values differ in length", field="values")
-        return cls(
-            int(y.size),
-            float(y.sum()),
-            float(np.dot(y, y)),
-            float(x.sum()),
-            float(np.dot(x, x)),
-            float(np.dot(x, y)),
-        )
+        return cls(*_paired_sums(post, pre, "post and pre values"))
 
     @property
     def post(self) -> SampleMean:
