@@ -23,17 +23,19 @@ class Recorder:
 
     def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
         self.batches: list[list[str]] = []
+        self.versions: list[str | None] = []
         self.delay = delay
         self.fail = fail
         self.calls = threading.Event()
 
-    def __call__(self, texts: Sequence[str]) -> tuple[list[Parse], str]:
+    def __call__(self, texts: Sequence[str], version: str | None = None) -> tuple[list[Parse], str]:
         self.batches.append(list(texts))
+        self.versions.append(version)
         self.calls.set()
         time.sleep(self.delay)
         if self.fail:
             raise RuntimeError("model broke")
-        return [Parse(t, "Echo", 1.0, (), ()) for t in texts], "test"
+        return [Parse(t, "Echo", 1.0, (), ()) for t in texts], version or "test"
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -71,6 +73,25 @@ def test_concurrent_texts_share_one_model_call() -> None:
 
     run(go())
     assert len(model.batches) == 1
+
+
+def test_a_batch_holds_texts_for_one_model_version_only() -> None:
+    model = Recorder()
+
+    async def go() -> None:
+        batcher = MicroBatcher(model, max_batch_size=32, max_wait=0.05)
+        await batcher.start()
+        asked = ["a", None, "a", "b", None]
+        results = await asyncio.gather(
+            *(batcher.submit([f"t{i}"], version) for i, version in enumerate(asked))
+        )
+        assert [r[0].model_version for r in results] == ["a", "test", "a", "b", "test"]
+        await batcher.stop()
+
+    run(go())
+    assert sorted(map(str, model.versions)) == ["None", "a", "b"]  # one call per version
+    by_version = dict(zip(model.versions, model.batches, strict=True))
+    assert by_version["a"] == ["t0", "t2"] and by_version[None] == ["t1", "t4"]
 
 
 def test_a_full_batch_goes_without_waiting() -> None:

@@ -126,7 +126,6 @@ def _check_sum_squares(n: int, total: float, squares: float, name: str, owner: s
         )
 
 
-
 def _paired_sums(
     a: npt.ArrayLike, b: npt.ArrayLike, what: str
 ) -> tuple[int, float, float, float, float, float]:
@@ -143,6 +142,7 @@ def _paired_sums(
         float(np.dot(y, y)),
         float(np.dot(x, y)),
     )
+
 
 @dataclass(frozen=True, slots=True)
 class SampleMean:

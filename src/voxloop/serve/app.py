@@ -140,6 +140,9 @@ def create_app(
                 model_version=a.model_version,
                 latency_ms=a.latency_ms,
                 parse_ms=a.parse_ms,
+                experiment=a.route.experiment,
+                arm=a.route.arm,
+                response=a.response.to_dict() if a.response is not None else None,
             )
             for a in answers
         ]
@@ -160,9 +163,10 @@ def create_app(
             return error(denied.status, denied.message)
         try:
             fb = read_feedback_request(await read_json(request))
+            kept = service.feedback(fb)
         except BadRequest as e:
             return error(e.status, e.message)
-        if not service.feedback(fb):
+        if not kept:
             return error(503, "this server keeps no log: start it with --log-dir")
         return JSONResponse({"status": "accepted", "turn_id": fb.turn_id}, 202)
 

@@ -6,6 +6,9 @@ took the first, and runs the model on a worker thread (the event loop keeps serv
 the model works). Texts that arrive during a model call form the next batch, so batches
 grow with load and a lone text waits at most ``max_wait``. When the queue is full,
 `submit` raises `QueueFull` at once instead of letting memory and latency grow.
+
+A text may name the model version that must parse it (an experiment arm's model); a batch
+only ever holds texts for one version, so texts for different versions take turns.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ class BatchResult:
     batch_size: int
 
 
-# Given the texts of one batch, parse them and say which model version did.
-BatchFunction = Callable[[Sequence[str]], tuple[list[Parse], str]]
+# Given the texts of one batch (and the version asked for, None for the active model),
+# parse them and say which model version did.
+BatchFunction = Callable[[Sequence[str], str | None], tuple[list[Parse], str]]
 
 
 @dataclass(slots=True)
@@ -46,6 +50,7 @@ class _Item:
     text: str
     future: asyncio.Future[BatchResult]
     arrived: float
+    version: str | None = None
 
 
 class MicroBatcher:
@@ -100,15 +105,16 @@ class MicroBatcher:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def submit(self, texts: Sequence[str]) -> list[BatchResult]:
-        """Parse ``texts`` (one request) in whatever batches they land in."""
+    async def submit(self, texts: Sequence[str], version: str | None = None) -> list[BatchResult]:
+        """Parse ``texts`` (one request) in whatever batches they land in, with model
+        ``version`` (None: the active model)."""
         if not self._started:
             raise RuntimeError("the batcher is not started")
         if len(self._queue) + len(texts) > self.max_queue:
             raise QueueFull(f"{len(self._queue)} texts are waiting (limit {self.max_queue})")
         loop = asyncio.get_running_loop()
         now = loop.time()
-        items = [_Item(t, loop.create_future(), now) for t in texts]
+        items = [_Item(t, loop.create_future(), now, version) for t in texts]
         self._queue.extend(items)
         if self._waiter is not None and len(self._queue) >= self._need:
             _wake(self._waiter)
@@ -120,11 +126,19 @@ class MicroBatcher:
             raise
 
     def _take(self) -> list[_Item]:
+        """The next batch: waiting texts for the first text's version, in arrival order;
+        texts for other versions keep their places."""
         batch: list[_Item] = []
+        others: list[_Item] = []
         while self._queue and len(batch) < self.max_batch_size:
             item = self._queue.popleft()
-            if not item.future.done():
+            if item.future.done():
+                continue
+            if batch and item.version != batch[0].version:
+                others.append(item)
+            else:
                 batch.append(item)
+        self._queue.extendleft(reversed(others))
         return batch
 
     async def _loop(self) -> None:
@@ -162,7 +176,9 @@ class MicroBatcher:
         self.in_flight = len(batch)
         started = time.perf_counter()
         try:
-            parses, version = await loop.run_in_executor(self._executor, self.run, texts)
+            parses, version = await loop.run_in_executor(
+                self._executor, self.run, texts, batch[0].version
+            )
         except Exception as e:  # the model failed: every text of the batch fails with it
             for i in batch:
                 if not i.future.done():

@@ -33,6 +33,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="only model directories inside DIR may be loaded by the admin API",
     )
+    p.add_argument(
+        "--extra-model",
+        action="append",
+        default=[],
+        metavar="[VERSION=]DIR",
+        help="another model to load beside --model (not active): an experiment arm's model; "
+        "repeatable",
+    )
+    p.add_argument(
+        "--experiments",
+        type=Path,
+        metavar="FILE",
+        help="experiments TOML: each user's turns go to their arm's model version and policy, "
+        "and the turn log records the arm",
+    )
+    p.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a saved response policy (voxloop.personalize) under a name arms can use; "
+        "repeatable ('fixed', always the first candidate, is built in)",
+    )
+    p.add_argument(
+        "--default-policy",
+        metavar="NAME",
+        help="the policy that chooses responses for users in no experiment (default: none, "
+        "no response is chosen)",
+    )
+    p.add_argument(
+        "--save-policies",
+        type=Path,
+        metavar="DIR",
+        help="on shutdown, save what the policies learned from feedback under DIR/NAME",
+    )
     p.add_argument("--host", default="127.0.0.1", help="HTTP address (default: %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="HTTP port (default: %(default)s)")
     p.add_argument(
@@ -157,7 +192,22 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         raise ConfigError(
             f"{args.wyoming!r} is not tcp://HOST:PORT or unix://PATH", key="--wyoming"
         )
+    extra_models = []
+    for spec in args.extra_model:
+        version, _, path = spec.rpartition("=")
+        extra_models.append((version or None, Path(path)))
+    policies = []
+    for spec in args.policy:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"{spec!r} is not NAME=DIR", key="--policy")
+        policies.append((name, Path(path)))
     return ServeConfig(
+        extra_models=tuple(extra_models),
+        experiments=args.experiments,
+        policies=tuple(policies),
+        default_policy=args.default_policy,
+        save_policies=args.save_policies,
         model=args.model,
         model_version=args.model_version,
         model_root=args.model_root,
@@ -186,6 +236,8 @@ def run(args: argparse.Namespace) -> int:
     from voxloop.log.writer import LogWriter
     from voxloop.serve.app import create_app
     from voxloop.serve.registry import ModelRegistry
+    from voxloop.serve.responder import Responder
+    from voxloop.serve.routing import Router
     from voxloop.serve.service import Service
     from voxloop.serve.wyoming import WyomingEndpoint
 
@@ -201,7 +253,13 @@ def run(args: argparse.Namespace) -> int:
         writer = LogWriter(
             config.log_dir, flush_interval=config.flush_interval, flush_rows=config.flush_rows
         )
-    service = Service(config, registry=registry, writer=writer)
+    router = Router.from_file(config.experiments, default_policy=config.default_policy)
+    responder = None
+    if config.policies or router.policies():
+        responder = Responder.load(config.policies)
+    for version, path in config.extra_models:
+        registry.check(path, version)
+    service = Service(config, registry=registry, writer=writer, router=router, responder=responder)
     wyoming = WyomingEndpoint(config.wyoming, service) if config.wyoming else None
     keys = ApiKeys.from_env(admin_env=args.admin_key_env, parse_env=args.api_key_env)
     failures: list[str] = []

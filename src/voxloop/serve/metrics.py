@@ -119,6 +119,9 @@ class Metrics:
         self.feedback = Counter(
             "voxloop_feedback_total", "Feedback events appended to the log.", self._lock
         )
+        self.policy_updates = Counter(
+            "voxloop_policy_updates_total", "Rewards a response policy learned from.", self._lock
+        )
         self._gauges: list[tuple[str, str, Callable[[], list[tuple[Labels, float]]]]] = []
 
     def gauge(self, name: str, help: str, read: Callable[[], list[tuple[Labels, float]]]) -> None:
@@ -138,6 +141,7 @@ class Metrics:
                 self.rejected,
                 self.turns,
                 self.feedback,
+                self.policy_updates,
             ):
                 lines += metric.render()
         for name, help, values in samples:

@@ -63,6 +63,20 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                 "locale": ident,
                 "experiment": ident,
                 "arm": ident,
+                "context": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "What the response policy may know beyond the text.",
+                    "properties": {
+                        "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+                        "device": ident,
+                        "attributes": {
+                            "type": "object",
+                            "maxProperties": 32,
+                            "additionalProperties": {"type": ["string", "number"]},
+                        },
+                    },
+                },
             },
         },
         "Slot": {
@@ -96,6 +110,22 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                 "model_version": {"type": "string"},
                 "latency_ms": number,
                 "parse_ms": number,
+                "experiment": {
+                    "type": "string",
+                    "description": "present when the server assigned the user to an arm",
+                },
+                "arm": {"type": "string"},
+                "response": {
+                    "type": "object",
+                    "description": "present when a response policy chose what to say",
+                    "properties": {
+                        "action": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "text": {"type": "string"},
+                        "propensity": number,
+                        "policy": {"type": "string"},
+                    },
+                },
             },
         },
         "ParseBatchResult": {

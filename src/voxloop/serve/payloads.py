@@ -15,6 +15,7 @@ from typing import Any
 
 from voxloop.nlu.base import parse_to_dict
 from voxloop.schema import Parse
+from voxloop.serve.responder import TurnContext
 
 __all__ = [
     "FALLBACK_INTENT",
@@ -64,6 +65,7 @@ class ParseRequest:
     locale: str | None = None
     experiment: str | None = None
     arm: str | None = None
+    context: TurnContext | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,49 @@ def _optional_id(data: Mapping[str, Any], name: str) -> str | None:
     return _encodable(value, name)
 
 
-_PARSE_FIELDS = ("text", "texts", "user_id", "session_id", "locale", "experiment", "arm")
+_PARSE_FIELDS = (
+    "text",
+    "texts",
+    "user_id",
+    "session_id",
+    "locale",
+    "experiment",
+    "arm",
+    "context",
+)
+_ATTRIBUTES_MAX = 32
+
+
+def _context(data: Mapping[str, Any]) -> TurnContext | None:
+    """The optional ``context``: ``hour`` (0-23, the user's local hour), ``device`` and
+    ``attributes`` (strings or numbers) for the response policy."""
+    raw = data.get("context")
+    if raw is None:
+        return None
+    obj = _object(raw, ("hour", "device", "attributes"))
+    hour = obj.get("hour")
+    if hour is not None and (
+        isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23
+    ):
+        raise BadRequest(422, f"context.hour must be an integer 0-23, not {hour!r}")
+    device = _optional_id(obj, "device")
+    attributes = obj.get("attributes")
+    if attributes is not None:
+        if not isinstance(attributes, dict) or len(attributes) > _ATTRIBUTES_MAX:
+            raise BadRequest(
+                422, f"context.attributes must be an object of at most {_ATTRIBUTES_MAX} entries"
+            )
+        for key, value in attributes.items():
+            ok = isinstance(value, str) or (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+            if not ok or len(key) > _ID_MAX:
+                raise BadRequest(
+                    422, f"context.attributes.{key[:40]} must be a string or a finite number"
+                )
+    return TurnContext(hour=hour, device=device, attributes=attributes)
 
 
 def read_parse_request(data: Any, limits: Limits) -> ParseRequest:
@@ -178,6 +222,7 @@ def read_parse_request(data: Any, limits: Limits) -> ParseRequest:
         locale=_optional_id(obj, "locale"),
         experiment=_optional_id(obj, "experiment"),
         arm=_optional_id(obj, "arm"),
+        context=_context(obj),
     )
 
 
@@ -218,16 +263,31 @@ def read_feedback_request(data: Any) -> FeedbackRequest:
 
 
 def parse_json(
-    parse: Parse, *, turn_id: str, model_version: str, latency_ms: float, parse_ms: float
+    parse: Parse,
+    *,
+    turn_id: str,
+    model_version: str,
+    latency_ms: float,
+    parse_ms: float,
+    experiment: str | None = None,
+    arm: str | None = None,
+    response: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One text's answer on ``/v1/parse``."""
-    return {
+    """One text's answer on ``/v1/parse`` (``experiment``/``arm`` and the chosen
+    ``response`` only when there are some)."""
+    out = {
         "turn_id": turn_id,
         **parse_to_dict(parse),
         "model_version": model_version,
         "latency_ms": round(latency_ms, 3),
         "parse_ms": round(parse_ms, 3),
     }
+    if experiment is not None:
+        out["experiment"] = experiment
+        out["arm"] = arm
+    if response is not None:
+        out["response"] = response
+    return out
 
 
 FALLBACK_INTENT = "nlu_fallback"

@@ -86,6 +86,8 @@ class ModelRegistry:
         self._models: dict[str, LoadedModel] = {}
         self._active: LoadedModel | None = None
         self._lock = threading.Lock()
+        #: Versions that must stay loaded (experiment arms), with the reason.
+        self.pinned: dict[str, str] = {}
 
     # --- loading --------------------------------------------------------------------
     def check(self, path: str | Path, version: str | None = None) -> tuple[Path, str]:
@@ -160,6 +162,8 @@ class ModelRegistry:
                 raise RegistryError(f"version {version!r} is not loaded ({self._have()})", 404)
             if self._active is not None and self._active.version == version:
                 raise RegistryError(f"version {version!r} is active; activate another first", 409)
+            if version in self.pinned:
+                raise RegistryError(f"version {version!r} serves {self.pinned[version]}", 409)
             del self._models[version]
 
     def _have(self) -> str:
@@ -174,9 +178,15 @@ class ModelRegistry:
         with self._lock:
             return sorted(self._models.values(), key=lambda m: m.loaded_at)
 
-    def parse(self, texts: Sequence[str]) -> tuple[list[Parse], str]:
-        """Parse with the active model; say which version answered."""
-        model = self._active
-        if model is None:
-            raise ConfigError("no model is active")
+    def parse(self, texts: Sequence[str], version: str | None = None) -> tuple[list[Parse], str]:
+        """Parse with ``version`` (default: the active model); say which version answered."""
+        if version is None:
+            model = self._active
+            if model is None:
+                raise ConfigError("no model is active")
+        else:
+            found = self._models.get(version)
+            if found is None:
+                raise RegistryError(f"version {version!r} is not loaded ({self._have()})", 503)
+            model = found
         return model.parser.parse(texts), model.version

@@ -11,16 +11,19 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from voxloop.errors import ConfigError, VoxloopError
 from voxloop.schema import Feedback, Parse, Turn
 from voxloop.serve.batching import MicroBatcher, QueueFull
 from voxloop.serve.metrics import Metrics
-from voxloop.serve.payloads import FeedbackRequest, Limits, ParseRequest
+from voxloop.serve.payloads import BadRequest, FeedbackRequest, Limits, ParseRequest
 from voxloop.serve.registry import LoadedModel, ModelRegistry, RegistryError
+from voxloop.serve.responder import Responder, Response
+from voxloop.serve.routing import Route, Router
 
 __all__ = ["Answer", "NotReady", "QueueFull", "ServeConfig", "Service"]
 
@@ -52,6 +55,11 @@ class ServeConfig:
     max_queue: int = 512
     timeout: float = 5.0
     limits: Limits = field(default_factory=Limits)
+    extra_models: tuple[tuple[str | None, Path], ...] = ()
+    experiments: Path | None = None
+    policies: tuple[tuple[str, Path], ...] = ()
+    default_policy: str | None = None
+    save_policies: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,8 @@ class Answer:
     model_version: str
     parse_ms: float
     latency_ms: float
+    route: Route = field(default_factory=Route)
+    response: Response | None = None
 
 
 def new_turn_id() -> str:
@@ -83,10 +93,15 @@ class Service:
         registry: ModelRegistry | None = None,
         writer: LogWriter | None = None,
         metrics: Metrics | None = None,
+        router: Router | None = None,
+        responder: Responder | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
         self.registry = registry or ModelRegistry(model_root=config.model_root)
+        self.router = router or Router()
+        self.responder = responder
+        self.registry.pinned.update(self.router.model_versions())
         self.writer = writer
         self.metrics = metrics or Metrics()
         self.now = now
@@ -111,6 +126,9 @@ class Service:
         await self.batcher.stop()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
+        if self.responder is not None and self.config.save_policies is not None:
+            saved = self.responder.save(self.config.save_policies)
+            _log.info("saved %d learned policies under %s", len(saved), self.config.save_policies)
 
     @property
     def ready(self) -> bool:
@@ -127,13 +145,19 @@ class Service:
         return model
 
     async def load_initial(self) -> None:
-        """Load ``config.model`` and activate it; record a failure instead of raising."""
+        """Load ``config.model`` (activated) and ``config.extra_models``, and check that
+        every experiment arm has its model and policy; record a failure and raise."""
         if self.config.model is None:
             return
         started = time.perf_counter()
         try:
-            model = await self.load(self.config.model, self.config.model_version, activate=True)
-        except RegistryError as e:
+            for version, path in self.config.extra_models:
+                await self.load(path, version)
+            model = await self.load(self.config.model, self.config.model_version)
+            policies = self.responder.names if self.responder is not None else []
+            self.router.check([m.version for m in self.registry.models()], policies)
+            self.registry.activate(model.version)
+        except (RegistryError, ConfigError) as e:
             self.failure = str(e)
             _log.error("cannot load the model: %s", e)
             raise
@@ -156,20 +180,42 @@ class Service:
         started = time.perf_counter() if started is None else started
         if not self.ready:
             raise NotReady(self.failure or "the model is still loading")
+        if self.router.experiments and (request.experiment or request.arm):
+            raise BadRequest(
+                422,
+                "this server assigns experiment arms itself (--experiments): "
+                "do not send 'experiment' or 'arm'",
+            )
+        route = self.router.route(request.user_id)
         timestamp = self.now()
         try:
             async with asyncio.timeout(self.config.timeout):
-                results = await self.batcher.submit(request.texts)
+                results = await self.batcher.submit(request.texts, route.model_version)
         except QueueFull:
             self.metrics.rejected.inc(len(request.texts), reason="queue_full")
             raise
         except TimeoutError:
             self.metrics.rejected.inc(len(request.texts), reason="timeout")
             raise
+        answers = []
+        for r in results:
+            turn_id = new_turn_id()
+            response = None
+            if route.policy is not None and self.responder is not None:
+                response = self.responder.respond(
+                    route.policy,
+                    r.parse,
+                    turn_id=turn_id,
+                    timestamp=timestamp,
+                    user_id=request.user_id,
+                    session_id=request.session_id,
+                    context=request.context,
+                )
+            answers.append(
+                Answer(turn_id, r.parse, r.model_version, r.parse_ms, 0.0, route, response)
+            )
         latency_ms = (time.perf_counter() - started) * 1000
-        answers = [
-            Answer(new_turn_id(), r.parse, r.model_version, r.parse_ms, latency_ms) for r in results
-        ]
+        answers = [replace(a, latency_ms=latency_ms) for a in answers]
         if self.writer is not None:
             self.writer.append_turns(
                 [
@@ -182,8 +228,10 @@ class Service:
                         locale=request.locale or a.parse.locale,
                         user_id=request.user_id,
                         session_id=request.session_id,
-                        experiment=request.experiment,
-                        arm=request.arm,
+                        experiment=a.route.experiment or request.experiment,
+                        arm=a.route.arm or request.arm,
+                        action=a.response.action if a.response is not None else None,
+                        propensity=a.response.propensity if a.response is not None else None,
                         latency_ms=latency_ms,
                         parse_ms=a.parse_ms,
                         channel=channel,
@@ -195,18 +243,24 @@ class Service:
         return answers
 
     def feedback(self, request: FeedbackRequest) -> bool:
-        """Log a feedback event; False when this server keeps no log."""
+        """Log a feedback event (and teach the policy that chose the turn's response);
+        False when this server keeps no log."""
+        signal = Feedback(
+            turn_id=request.turn_id,
+            timestamp=self.now(),
+            kind=request.kind,
+            value=request.value,
+            user_id=request.user_id,
+        )
+        if self.responder is not None:
+            try:
+                if self.responder.feedback(signal):
+                    self.metrics.policy_updates.inc()
+            except VoxloopError as e:
+                raise BadRequest(422, str(e)) from None
         if self.writer is None:
             return False
-        self.writer.append_feedback(
-            Feedback(
-                turn_id=request.turn_id,
-                timestamp=self.now(),
-                kind=request.kind,
-                value=request.value,
-                user_id=request.user_id,
-            )
-        )
+        self.writer.append_feedback(signal)
         self.metrics.feedback.inc(kind=request.kind)
         return True
 
