@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from voxloop.log import command as log_command
 
     log_command.register(sub)
+    from voxloop.experiments import command as experiment_command
+
+    experiment_command.register(sub)
     return top
 
 
