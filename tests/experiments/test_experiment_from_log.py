@@ -134,3 +134,14 @@ def test_the_command_prints_a_verdict_and_json(
     assert result["experiment"] == "model" and result["log"]["users"] > 100
     assert main([*args]) == 1  # CUPED without --since
     assert "--since" in capsys.readouterr().err
+
+
+def test_the_report_has_a_section_per_experiment(ab_log: Path, tmp_path: Path) -> None:
+    config = tmp_path / "exp.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    out = tmp_path / "report.html"
+    args = ["report", "--log", str(ab_log), "--out", str(out), "--experiments", str(config)]
+    assert main([*args, "--since", "2026-11-02"]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "<h2>Experiment model</h2>" in page and "ship treatment" in page
+    assert page.count("<td>defect_rate</td>") == 1

@@ -84,7 +84,8 @@ def cmd_log_generate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from voxloop.report.html import write_report
 
-    path = write_report(args.log, args.out, since=args.since, until=args.until, engine=args.engine)
+    path = write_report(args.log, args.out, since=args.since, until=args.until,
+                        engine=args.engine, experiments=args.experiments)  # fmt: skip
     print(f"wrote {path}")
     return 0
 
@@ -133,6 +134,7 @@ def register(sub: Any) -> None:
     _range(report)
     report.add_argument("--out", required=True)
     report.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    report.add_argument("--experiments", help="experiments TOML: add each one's analysis")
     report.set_defaults(func=cmd_report)
 
 

@@ -13,9 +13,12 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from voxloop.experiments.analyze import ExperimentResult
 
 __all__ = ["render_report", "write_report"]
 
@@ -133,8 +136,56 @@ text-align:left}th{background:#f6f6f6}.kpis span{display:inline-block;margin-rig
 """
 
 
-def render_report(kpis: Mapping[str, pa.Table], *, title: str = "voxloop turn log") -> str:
-    """The page for KPI tables of `voxloop.log.kpi.compute_kpis` (all tables)."""
+def experiment_section(result: ExperimentResult) -> str:
+    """An experiment's analysis: the verdict, SRM status and one row per metric and arm."""
+    srm = "SRM: " + ("<b>flagged</b>" if result.srm.flagged else "ok") + (
+        f" (p = {result.srm.p_value:.3g})" if result.srm.p_value is not None else ""
+    )
+    arms = " · ".join(
+        f"{escape(a.name)} {a.users:,}" + (f" ({a.observed_share:.1%})" if a.observed_share else "")
+        for a in result.arms
+    )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("metric", "arm", "role", "control", "treatment", "lift", "interval",
+                  "p (adj.)", "P(win)", "outcome")
+    )  # fmt: skip
+    rows = []
+    for m in result.metrics:
+        interval = (
+            f"[{_signed(m.ci_low)}, {_signed(m.ci_high)}]"
+            if m.ci_low is not None and m.ci_high is not None
+            else ""
+        )
+        p = m.p_value_adjusted if m.p_value_adjusted is not None else m.p_value
+        win = "" if m.chance_to_win is None else f"{m.chance_to_win:.1%}"
+        cells = (m.metric, m.arm, m.role, _number(m.control_mean), _number(m.treatment_mean),
+                 _signed(m.estimate), interval, "" if p is None else f"{p:.3g}", win,
+                 m.outcome)  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    return (
+        f"<section><h2>Experiment {escape(result.experiment)}</h2>"
+        f"<p><b>{escape(result.summary)}</b></p><p>Users: {arms}. {srm}.</p>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table></section>"
+    )
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.1%}"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def render_report(
+    kpis: Mapping[str, pa.Table],
+    *,
+    title: str = "voxloop turn log",
+    sections: Sequence[str] = (),
+) -> str:
+    """The page for KPI tables of `voxloop.log.kpi.compute_kpis` (all tables), followed
+    by ``sections`` (HTML, e.g. `experiment_section`)."""
     summary = (kpis["summary"].to_pylist() or [{}])[0]
     headline = "".join(
         f"<span>{escape(label)}<b>{_cell(summary.get(key), key)}</b></span>"
@@ -187,7 +238,7 @@ def render_report(kpis: Mapping[str, pa.Table], *, title: str = "voxloop turn lo
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{escape(title)}</h1><div class=\"kpis\">{headline}</div>"
-        f"<div class=\"grid\">{''.join(charts)}</div>{''.join(tables)}"
+        f"<div class=\"grid\">{''.join(charts)}</div>{''.join(sections)}{''.join(tables)}"
         "<p><small>Defect: not recognized, or rephrased within the window, or barge-in, "
         "abandonment or negative feedback. Percentiles: nearest rank.</small></p>"
         "</body></html>"
@@ -201,12 +252,24 @@ def write_report(
     since: str | None = None,
     until: str | None = None,
     engine: str = "duckdb",
+    experiments: str | Path | None = None,
+    sections: Sequence[str] = (),
 ) -> Path:
-    """Compute every KPI of ``log`` and write the page to ``out``."""
+    """Compute every KPI of ``log`` and write the page to ``out``; with an
+    ``experiments`` file, each experiment's analysis (from ``since``) is a section."""
     from voxloop.log.kpi import compute_kpis
 
     kpis = compute_kpis(log, since=since, until=until, engine=engine)
+    extra = list(sections)
+    if experiments is not None:
+        from voxloop.experiments.config import load_config
+        from voxloop.experiments.from_log import analyze_log
+
+        for exp in load_config(experiments).experiments:
+            analysis = analyze_log(log, exp, since=since, until=until, engine=engine)
+            extra.append(experiment_section(analysis.result))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(kpis, title=f"voxloop turn log — {log}"), encoding="utf-8")
+    page = render_report(kpis, title=f"voxloop turn log — {log}", sections=extra)
+    path.write_text(page, encoding="utf-8")
     return path
