@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     from voxloop.experiments import command as experiment_command
 
     experiment_command.register(sub)
+    from voxloop.personalize import command as personalize_command
+
+    personalize_command.register(sub)
     return top
 
 

@@ -73,7 +73,8 @@ class Turn:
     ``timestamp`` is timezone-aware UTC. Latencies are milliseconds: ``latency_ms`` is the
     whole request as the server saw it, ``parse_ms`` the model's share (batching included).
     ``action``/``propensity`` are the response a policy chose and the probability it had of
-    choosing it (for off-policy evaluation); ``experiment``/``arm`` the A/B assignment.
+    choosing it, ``candidates`` the actions it chose among (for off-policy evaluation);
+    ``experiment``/``arm`` the A/B assignment.
     """
 
     turn_id: str
@@ -91,6 +92,7 @@ class Turn:
     latency_ms: float | None = None
     parse_ms: float | None = None
     channel: str = "http"
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -519,6 +519,7 @@ def _turn_table(
         "arm": pa.array(arm_names if experiment else [None] * m, pa.string()),
         "action": pa.nulls(m, pa.string()),
         "propensity": pa.nulls(m, pa.float64()),
+        "candidates": pa.nulls(m, pa.list_(pa.string())),
         "latency_ms": pa.array(latency),
         "parse_ms": pa.array(parse_ms),
         "channel": pa.array(np.where(user % 10 < 3, "wyoming", "http").astype(object), pa.string()),

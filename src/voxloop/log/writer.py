@@ -93,6 +93,7 @@ TURN_SCHEMA = _schema(
         pa.field("arm", pa.string()),
         pa.field("action", pa.string()),
         pa.field("propensity", pa.float64()),
+        pa.field("candidates", pa.list_(pa.string())),  # the actions a policy chose among
         pa.field("latency_ms", pa.float64()),
         pa.field("parse_ms", pa.float64()),
         pa.field("channel", pa.string()),
@@ -142,6 +143,7 @@ def turn_row(turn: Turn) -> dict[str, Any]:
         "arm": turn.arm,
         "action": turn.action,
         "propensity": turn.propensity,
+        "candidates": list(turn.candidates) if turn.candidates else None,
         "latency_ms": turn.latency_ms,
         "parse_ms": turn.parse_ms,
         "channel": turn.channel,

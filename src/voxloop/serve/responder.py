@@ -55,6 +55,7 @@ class Response:
     text: str
     propensity: float
     policy: str
+    candidates: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,7 +160,8 @@ class Responder:
         chosen = options[index]
         if key is not None:
             self._sessions.put(key, chosen.next_state)
-        return Response(chosen.action, chosen.kind, chosen.text, propensity, policy)
+        offered = tuple(c.action for c in options)
+        return Response(chosen.action, chosen.kind, chosen.text, propensity, policy, offered)
 
     def feedback(self, signal: Feedback) -> bool:
         """Update the policy that chose the turn's response; True when it learned."""

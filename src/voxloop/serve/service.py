@@ -232,6 +232,7 @@ class Service:
                         arm=a.route.arm or request.arm,
                         action=a.response.action if a.response is not None else None,
                         propensity=a.response.propensity if a.response is not None else None,
+                        candidates=a.response.candidates if a.response is not None else (),
                         latency_ms=latency_ms,
                         parse_ms=a.parse_ms,
                         channel=channel,
