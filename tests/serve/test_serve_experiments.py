@@ -70,6 +70,7 @@ def _experiment_server(
         str(tmp_path / "learned"),
         "--log-flush-interval",
         "0.2",
+        "--replay-clock",
         *extra,
         wait_ready=wait,
     )
@@ -86,7 +87,8 @@ def test_users_get_their_arms_model_and_policy_and_the_log_records_it(
         for i in range(60):
             user = f"user-{i}"
             text = models.texts[i]
-            r = client.post("/v1/parse", json={"text": text, "user_id": user})
+            when = f"2026-10-{1 + i % 3:02d}T{i % 24:02d}:30:00+00:00"
+            r = client.post("/v1/parse", json={"text": text, "user_id": user, "timestamp": when})
             assert r.status_code == 200, r.text
             body = r.json()
             arm = assigner.assign(user, "nlu-v2").arm
@@ -121,7 +123,8 @@ def test_users_get_their_arms_model_and_policy_and_the_log_records_it(
     turns = (
         LogStore(server.log_dir)
         .sql(
-            "SELECT turn_id, user_id, experiment, arm, model_version, action, propensity FROM turns"
+            "SELECT turn_id, user_id, experiment, arm, model_version, action, propensity, "
+            "candidates, day, HOUR(ts AT TIME ZONE 'UTC') AS hour FROM turns"
         )
         .to_pylist()
     )
@@ -132,6 +135,9 @@ def test_users_get_their_arms_model_and_policy_and_the_log_records_it(
         assert row["model_version"] == body["model_version"]
         assert row["action"] == body["response"]["action"]
         assert row["propensity"] == pytest.approx(body["response"]["propensity"], abs=1e-6)
+        assert row["action"] in row["candidates"]
+        i = int(user.split("-")[1])  # replayed at the time the request said
+        assert (row["day"].day, row["hour"]) == (1 + i % 3, i % 24)
     learned = load_policy(tmp_path / "learned" / "ucb")
     assert int(learned.model_.arrays()["counts"].sum()) == len(treated)
 
@@ -159,3 +165,18 @@ def test_overlapping_experiments_are_refused(models: Models, tmp_path: Path) -> 
     second = EXPERIMENTS.replace("nlu-v2", "other").replace('salt = "other-test"', 'salt = "x"')
     with pytest.raises(ConfigError, match="one experiment per turn"):
         Router(loads_config(EXPERIMENTS + second.replace("version = 1", "")))
+
+
+def test_timestamps_need_the_replay_clock(server: Server) -> None:
+    r = httpx.post(
+        server.url + "/v1/parse",
+        json={"text": "turn on the light", "timestamp": "2026-10-01T08:00:00+00:00"},
+        headers=HEADERS,
+    )
+    assert r.status_code == 422 and "--replay-clock" in r.json()["error"]
+    r = httpx.post(
+        server.url + "/v1/parse",
+        json={"text": "turn on the light", "timestamp": "2026-10-01T08:00:00"},
+        headers=HEADERS,
+    )
+    assert r.status_code == 422 and "UTC offset" in r.json()["error"]

@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="on shutdown, save what the policies learned from feedback under DIR/NAME",
     )
+    p.add_argument(
+        "--replay-clock",
+        action="store_true",
+        help="accept a 'timestamp' in parse and feedback requests and log turns at that time "
+        "(replaying recorded or simulated traffic)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="HTTP address (default: %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="HTTP port (default: %(default)s)")
     p.add_argument(
@@ -208,6 +214,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         policies=tuple(policies),
         default_policy=args.default_policy,
         save_policies=args.save_policies,
+        replay_clock=args.replay_clock,
         model=args.model,
         model_version=args.model_version,
         model_root=args.model_root,

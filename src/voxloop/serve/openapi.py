@@ -63,6 +63,11 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                 "locale": ident,
                 "experiment": ident,
                 "arm": ident,
+                "timestamp": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "only with --replay-clock: log the turn at this time",
+                },
                 "context": {
                     "type": "object",
                     "additionalProperties": False,
@@ -189,6 +194,7 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                 },
                 "value": {"type": "number", "default": 1.0},
                 "user_id": ident,
+                "timestamp": {"type": "string", "format": "date-time"},
             },
         },
         "LoadModel": {

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from voxloop.nlu.base import parse_to_dict
@@ -66,6 +67,7 @@ class ParseRequest:
     experiment: str | None = None
     arm: str | None = None
     context: TurnContext | None = None
+    timestamp: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class FeedbackRequest:
     kind: str
     value: float
     user_id: str | None = None
+    timestamp: datetime | None = None
 
 
 def decode_json(body: bytes) -> Any:
@@ -162,7 +165,26 @@ _PARSE_FIELDS = (
     "experiment",
     "arm",
     "context",
+    "timestamp",
 )
+
+
+def _timestamp(data: Mapping[str, Any]) -> datetime | None:
+    """The optional ``timestamp`` (ISO 8601 with a UTC offset) of a replayed request."""
+    raw = data.get("timestamp")
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise BadRequest(422, f"timestamp must be an ISO 8601 string, not {_type(raw)}")
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(422, f"timestamp {raw[:40]!r} is not ISO 8601") from None
+    if value.tzinfo is None:
+        raise BadRequest(422, "timestamp needs a UTC offset, e.g. 2026-11-25T08:00:00+00:00")
+    return value.astimezone(UTC)
+
+
 _ATTRIBUTES_MAX = 32
 
 
@@ -223,6 +245,7 @@ def read_parse_request(data: Any, limits: Limits) -> ParseRequest:
         experiment=_optional_id(obj, "experiment"),
         arm=_optional_id(obj, "arm"),
         context=_context(obj),
+        timestamp=_timestamp(obj),
     )
 
 
@@ -243,7 +266,7 @@ def read_rasa_request(data: Any, limits: Limits) -> ParseRequest:
 
 def read_feedback_request(data: Any) -> FeedbackRequest:
     """Validate the body of ``POST /v1/feedback``."""
-    obj = _object(data, ("turn_id", "kind", "value", "user_id"))
+    obj = _object(data, ("turn_id", "kind", "value", "user_id", "timestamp"))
     for name in ("turn_id", "kind"):
         if name not in obj:
             raise BadRequest(422, f"missing field {name!r}")
@@ -259,7 +282,9 @@ def read_feedback_request(data: Any) -> FeedbackRequest:
     value = obj.get("value", 1.0)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadRequest(422, f"value must be a finite number, not {_type(value)}")
-    return FeedbackRequest(turn_id, kind, float(value), _optional_id(obj, "user_id"))
+    return FeedbackRequest(
+        turn_id, kind, float(value), _optional_id(obj, "user_id"), _timestamp(obj)
+    )
 
 
 def parse_json(

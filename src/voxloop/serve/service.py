@@ -60,6 +60,7 @@ class ServeConfig:
     policies: tuple[tuple[str, Path], ...] = ()
     default_policy: str | None = None
     save_policies: Path | None = None
+    replay_clock: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,7 @@ class Service:
                 "do not send 'experiment' or 'arm'",
             )
         route = self.router.route(request.user_id)
-        timestamp = self.now()
+        timestamp = self._clock(request.timestamp)
         try:
             async with asyncio.timeout(self.config.timeout):
                 results = await self.batcher.submit(request.texts, route.model_version)
@@ -248,7 +249,7 @@ class Service:
         False when this server keeps no log."""
         signal = Feedback(
             turn_id=request.turn_id,
-            timestamp=self.now(),
+            timestamp=self._clock(request.timestamp),
             kind=request.kind,
             value=request.value,
             user_id=request.user_id,
@@ -264,6 +265,16 @@ class Service:
         self.writer.append_feedback(signal)
         self.metrics.feedback.inc(kind=request.kind)
         return True
+
+    def _clock(self, given: datetime | None) -> datetime:
+        """The request's own time in replay mode (``--replay-clock``), else now."""
+        if given is None:
+            return self.now()
+        if not self.config.replay_clock:
+            raise BadRequest(
+                422, "'timestamp' is only accepted by a server started with --replay-clock"
+            )
+        return given
 
     # --- metrics --------------------------------------------------------------------
     def _observe_batch(self, size: int, seconds: float) -> None:
