@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,24 +119,45 @@ def test_user_mistakes_print_one_line_and_exit_1(
     assert len(err) == 1 and err[0].startswith("voxloop: error:") and message in err[0]
 
 
-def test_demo_trains_evaluates_and_parses_on_the_embedded_corpus(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_loop_on_the_embedded_corpus(tmp_path: Path) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "voxloop",
-            "demo",
-            "--workdir",
-            str(tmp_path),
-            "--say",
-            "turn off the kitchen light",
-        ],
+        [sys.executable, "-m", "voxloop", "demo", "--workdir", str(tmp_path),
+         "--users", "40", "--days", "2"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for step in range(1, 7):
+        assert f"[{step}/6]" in out
+    assert "experiment nlu-v2:" in out and "experiment responses:" in out
+    # every simulated turn reached the log through the real server
+    simulated = int(
+        re.search(r"([\d,]+) turns logged from ([\d,]+) simulated", out)[2].replace(",", "")
     )
-    assert result.returncode == 0, result.stderr
-    assert "intent accuracy" in result.stdout
-    assert "HassTurnOff" in result.stdout and "area = 'kitchen'" in result.stdout
-    assert (tmp_path / "models" / "classical-hass-en" / "manifest.json").is_file()
+    from voxloop.log.store import LogStore
+
+    store = LogStore(tmp_path / "log")
+    (row,) = store.sql(
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT arm) AS arms, COUNT(action) AS actions FROM turns"
+    ).to_pylist()
+    assert row["n"] == simulated > 100 and row["arms"] == 4 and row["actions"] == row["n"]
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Experiment nlu-v2</h2>" in page and "Off-policy evaluation" in page
+    assert (tmp_path / "retrain_candidates.jsonl").stat().st_size > 0
+    assert (tmp_path / "policies" / "learned" / "bandit" / "policy.json").is_file()
+
+
+def test_a_failing_demo_step_is_named_and_the_workdir_kept(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "voxloop", "demo", "--workdir", str(tmp_path), "--lang", "xx"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "step 1 (training two model versions" in result.stderr
+    assert tmp_path.is_dir()

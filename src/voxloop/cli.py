@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from voxloop.errors import VoxloopError
+from voxloop.errors import ConfigError, VoxloopError
 
 __all__ = ["main"]
 
@@ -155,39 +155,27 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from voxloop.data import load_corpus
-    from voxloop.nlu.base import load_parser
-    from voxloop.nlu.classical import ClassicalParser
-    from voxloop.nlu.evaluate import evaluate, format_report
+    from tqdm import tqdm
 
-    workdir = Path(args.workdir)
-    model_dir = workdir / "models" / f"classical-hass-{args.lang}"
-    print(f"[1/4] reading the embedded Home Assistant corpus (hass:{args.lang})")
-    corpus = load_corpus(f"hass:{args.lang}")
-    train, dev, test = corpus.split("train"), corpus.split("dev"), corpus.split("test")
-    print(f"      train {len(train):,} / dev {len(dev):,} / test {len(test):,} utterances")
-    print(f"[2/4] training the classical parser -> {model_dir}")
-    started = time.perf_counter()
-    parser = ClassicalParser(seed=args.seed)
-    with _progress(2, "training") as bar:
-        parser.fit(train, dev, on_stage=lambda stage: (bar.set_postfix_str(stage), bar.update()))
-    parser.save(
-        model_dir,
-        {
-            "version": model_dir.name,
-            "training_data": {"spec": f"hass:{args.lang}", "split": "train", "n": len(train)},
-        },
-    )
-    print(f"      trained in {time.perf_counter() - started:.1f} s")
-    print("[3/4] evaluating on the held-out test split")
-    loaded = load_parser(model_dir)
-    result = evaluate(test, _parse_all(loaded, [u.text for u in test]))
-    print(format_report(result, title=f"classical parser on hass:{args.lang} [test]"))
-    print("[4/4] parsing a few commands")
-    examples = args.say or [u.text for u in test[:: max(1, len(test) // 5)][:5]]
-    for p in loaded.parse(examples):
-        print(_format_parse(p))
-    print(f'\nmodel saved in {model_dir}; try: voxloop parse --model {model_dir} "..."')
+    from voxloop.demo import DemoSettings, run_demo
+
+    settings = DemoSettings(
+        workdir=Path(args.workdir), users=args.users, days=args.days, lang=args.lang,
+        seed=args.seed,
+    )  # fmt: skip
+    if settings.users < 1 or settings.days < 1:
+        raise ConfigError("--users and --days must be at least 1", key="--users")
+    with tqdm(total=settings.users, desc="users", unit="user", file=sys.stderr,
+              leave=False, mininterval=0.5) as bar:  # fmt: skip
+        result = run_demo(settings, progress=bar.update)
+    print(f"\nvoxloop demo: the whole loop in {result.seconds:.0f} s")
+    for version, scores in result.offline.items():
+        print(f"  {version}: held-out intent accuracy {scores['intent_accuracy']:.1%}, "
+              f"exact match {scores['exact_match']:.1%}")  # fmt: skip
+    print(f"  {result.logged_turns:,} turns logged from {result.simulated_turns:,} simulated")
+    for name, verdict in result.verdicts.items():
+        print(f"  experiment {name}: {verdict}")
+    print(f"  report: {result.report}")
     return 0
 
 
@@ -265,12 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--json", action="store_true", help="one JSON object per line")
     parse.set_defaults(func=cmd_parse)
 
-    demo = sub.add_parser("demo", help="train, evaluate and try a model on the embedded data")
+    demo = sub.add_parser(
+        "demo", help="the whole loop on the embedded data: train, serve, experiment, decide"
+    )
     demo.add_argument(
         "--workdir", default="voxloop-demo", help="where to write (default ./voxloop-demo)"
     )
     demo.add_argument("--lang", default="en", help="Home Assistant language (default en)")
-    demo.add_argument("--say", nargs="*", help="commands to parse at the end")
+    demo.add_argument("--users", type=int, default=500, help="simulated users (default 500)")
+    demo.add_argument("--days", type=int, default=5, help="simulated days (default 5)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
 

@@ -29,6 +29,7 @@ def cmd_ope(args: argparse.Namespace) -> int:
         since=args.since,
         until=args.until,
         default_reward=args.default_reward,
+        arm=args.arm,
         estimators=estimators,
         n_bootstrap=args.bootstrap,
         level=args.level,
@@ -75,6 +76,7 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", required=True, help="saved policy directory (policy.json)")
     p.add_argument("--since", help="first day, YYYY-MM-DD")
     p.add_argument("--until", help="last day, YYYY-MM-DD (inclusive)")
+    p.add_argument("--arm", help="only the turns of this experiment arm")
     p.add_argument("--estimators", help="comma-separated (default: all): ips,snips,dm,dr,...")
     p.add_argument("--default-reward", type=float,
                    help="reward of a turn with no feedback (default: leave it out)")  # fmt: skip

@@ -51,8 +51,10 @@ def logged_decisions(
     since: date | str | None = None,
     until: date | str | None = None,
     default_reward: float | None = None,
+    arm: str | None = None,
 ) -> LoggedDecisions:
-    """Read the turns a policy answered (and their rewards) from a turn log."""
+    """Read the turns a policy answered (and their rewards) from a turn log; ``arm``:
+    only the turns of that experiment arm."""
     from voxloop.log.store import LogStore
 
     store = LogStore(log, since=since, until=until)
@@ -66,7 +68,9 @@ def logged_decisions(
     turns = store.sql(
         "SELECT turn_id, user_id, intent, domain, HOUR(ts AT TIME ZONE 'UTC') AS hour, action, "
         "propensity, "
-        "candidates FROM turns WHERE action IS NOT NULL ORDER BY ts, turn_id"
+        "candidates FROM turns WHERE action IS NOT NULL"
+        + ("" if arm is None else " AND arm = '" + arm.replace("'", "''") + "'")
+        + " ORDER BY ts, turn_id"
     ).to_pylist()
     signals: dict[str, list[Feedback]] = defaultdict(list)
     if store.files("feedback"):
@@ -121,13 +125,16 @@ def evaluate_log(
     since: date | str | None = None,
     until: date | str | None = None,
     default_reward: float | None = None,
+    arm: str | None = None,
     estimators: Sequence[str] | None = None,
     n_bootstrap: int = 200,
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[OffPolicyEvaluation, LoggedDecisions]:
     """The value ``policy`` would have had on the log's policy-answered turns."""
-    decisions = logged_decisions(log, since=since, until=until, default_reward=default_reward)
+    decisions = logged_decisions(
+        log, since=since, until=until, default_reward=default_reward, arm=arm
+    )
     if len(decisions) == 0:
         raise DataError(
             f"{log}: no policy-answered turn with a reward"
