@@ -182,6 +182,7 @@ def run_demo(settings: DemoSettings, *, progress: Callable[[int], Any] | None = 
     try:
         with _step(2, total, "starting voxloop serve with the experiments on 127.0.0.1"):
             server = _start_server(settings, work, log_dir)
+            port = server.port
             _say(f"      {server.url}  (output: {work / 'server.log'})")
         with _step(3, total, f"{settings.users} simulated users over {settings.days} days, "
                    "through the HTTP API"):  # fmt: skip
@@ -191,7 +192,7 @@ def run_demo(settings: DemoSettings, *, progress: Callable[[int], Any] | None = 
                 test, users=settings.users, days=settings.days, start=START, seed=settings.seed
             )
             stats = simulation.run(
-                lambda: ApiClient("127.0.0.1", server.port),
+                lambda: ApiClient("127.0.0.1", port),
                 workers=settings.workers,
                 on_user=(lambda: progress(1)) if progress is not None else None,
             )

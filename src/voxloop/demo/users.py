@@ -231,7 +231,11 @@ class UserSimulation:
             stats.by_arm[arm][1] += understood
 
             def feedback(
-                kind: str, value: float, after: float, turn: str = answer["turn_id"], at=now
+                kind: str,
+                value: float,
+                after: float,
+                turn: str = answer["turn_id"],
+                at: datetime = now,
             ) -> None:
                 when = at + timedelta(seconds=after)
                 client.post(
