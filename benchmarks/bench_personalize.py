@@ -53,6 +53,7 @@ from voxloop.personalize.simulator import ContextBatch, UserSimulator, softmax
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
+FIGURES = Path(__file__).resolve().parent / "figures"  # committed: RESULTS.md shows them
 SECTIONS = ("latency", "regret", "ope", "obp")
 
 
@@ -202,8 +203,8 @@ def _plot_regret(curves: dict[str, np.ndarray], turns: int) -> Path | None:
     ax.set_ylim(0, max(c[-1] for n, c in curves.items() if n != "uniform random") * 1.1)
     ax.legend()
     ax.grid(alpha=0.3)
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "personalize_regret.png"
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    path = FIGURES / "personalize_regret.png"
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
