@@ -32,10 +32,15 @@ def logged(log_dir: Path, table: str = "turns") -> list[str]:
 
 
 async def load(
-    server: Server, texts: list[str], seconds: float, users: int = 8
+    server: Server,
+    texts: list[str],
+    seconds: float,
+    users: int = 8,
+    acked: dict[str, float] | None = None,
 ) -> tuple[dict[str, float], int]:
-    """Send requests from ``users`` tasks for ``seconds``; turn id → ack time (monotonic)."""
-    acked: dict[str, float] = {}
+    """Send requests from ``users`` tasks for ``seconds`` (or until the server dies);
+    turn id → ack time (monotonic), filled into ``acked`` as answers arrive."""
+    acked = {} if acked is None else acked
     errors = 0
     stop = time.monotonic() + seconds
 
@@ -76,13 +81,23 @@ def test_sigkill_under_load_loses_only_turns_younger_than_the_flush_interval(
     serve.append(server)
 
     async def scenario() -> tuple[dict[str, float], float]:
+        acked: dict[str, float] = {}
+
         async def killer() -> float:
-            await asyncio.sleep(2.5)
+            # Kill once 300 turns were acknowledged longer than the flush interval ago
+            # (however slow a busy machine makes the load), and never before 2.5 s.
+            started = time.monotonic()
+            while len(acked) < 300 or time.monotonic() - started < 2.5:
+                assert time.monotonic() - started < 90, "the server answered too little"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(FLUSH_INTERVAL + 0.5)
             killed = time.monotonic()
             os.kill(server.process.pid, signal.SIGKILL)
             return killed
 
-        (acked, _), killed = await asyncio.gather(load(server, models.texts, seconds=4.0), killer())
+        _, killed = await asyncio.gather(
+            load(server, models.texts, seconds=120.0, acked=acked), killer()
+        )
         return acked, killed
 
     acked, killed = asyncio.run(scenario())

@@ -193,19 +193,26 @@ def test_hot_swap_under_concurrent_load_fails_no_request(
             seen.append((time.monotonic(), r.status_code, version))
             i += 7
 
+    async def traffic(more: int) -> None:
+        """Let at least 0.4 s and ``more`` requests pass (a busy machine answers slowly)."""
+        target, started = len(seen) + more, time.monotonic()
+        while len(seen) < target or time.monotonic() - started < 0.4:
+            assert time.monotonic() - started < 60, "the server answered too little"
+            await asyncio.sleep(0.02)
+
     async def swap(client: httpx.AsyncClient) -> list[float]:
         swaps = []
-        await asyncio.sleep(0.5)
+        await traffic(30)
         r = await client.post(
             "/admin/models", json={"path": str(models.v2)}, headers=admin_headers()
         )
         assert r.status_code == 201, r.text
         for version in ("v2", "v1", "v2"):
-            await asyncio.sleep(0.4)
+            await traffic(30)
             r = await client.post(f"/admin/models/{version}/activate", headers=admin_headers())
             assert r.status_code == 200, r.text
             swaps.append(time.monotonic())
-        await asyncio.sleep(0.4)
+        await traffic(30)
         stop.set()
         return swaps
 
