@@ -56,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="flush at once when this many rows are buffered (default: %(default)s)",
     )
     p.add_argument(
+        "--redact",
+        type=Path,
+        metavar="CONFIG",
+        help="redact personal data before turns reach the log (a TOML redaction config, "
+        "see voxloop.privacy.config)",
+    )
+    p.add_argument(
         "--wyoming",
         metavar="URI",
         help="also serve the Wyoming protocol, e.g. tcp://127.0.0.1:10300",
@@ -184,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from voxloop.log.writer import LogWriter
+    from voxloop.nlu.base import read_manifest
     from voxloop.serve.app import create_app
     from voxloop.serve.registry import ModelRegistry
     from voxloop.serve.service import Service
@@ -201,7 +209,13 @@ def run(args: argparse.Namespace) -> int:
         writer = LogWriter(
             config.log_dir, flush_interval=config.flush_interval, flush_rows=config.flush_rows
         )
-    service = Service(config, registry=registry, writer=writer)
+    redactor = None
+    if getattr(args, "redact", None) is not None:
+        from voxloop.privacy import Redactor, load_redaction_config
+
+        labels = read_manifest(config.model).get("slot_labels")
+        redactor = Redactor(load_redaction_config(args.redact, slot_labels=labels))
+    service = Service(config, registry=registry, writer=writer, redactor=redactor)
     wyoming = WyomingEndpoint(config.wyoming, service) if config.wyoming else None
     keys = ApiKeys.from_env(admin_env=args.admin_key_env, parse_env=args.api_key_env)
     failures: list[str] = []

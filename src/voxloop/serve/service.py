@@ -26,6 +26,7 @@ __all__ = ["Answer", "NotReady", "QueueFull", "ServeConfig", "Service"]
 
 if TYPE_CHECKING:
     from voxloop.log.writer import LogWriter
+    from voxloop.privacy.redact import Redactor
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Service:
     """Parse texts with the active model, in micro-batches, and log every answer.
 
     ``now`` (aware UTC datetimes) stamps turns and feedback; tests pass a fixed clock.
+    ``redactor`` (`voxloop.privacy`) is applied to every turn and feedback event before the
+    log sees it; when it fails, the event is not logged at all (fail closed).
     """
 
     def __init__(
@@ -84,8 +87,10 @@ class Service:
         writer: LogWriter | None = None,
         metrics: Metrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
+        self.redactor = redactor
         self.registry = registry or ModelRegistry(model_root=config.model_root)
         self.writer = writer
         self.metrics = metrics or Metrics()
@@ -171,7 +176,7 @@ class Service:
             Answer(new_turn_id(), r.parse, r.model_version, r.parse_ms, latency_ms) for r in results
         ]
         if self.writer is not None:
-            self.writer.append_turns(
+            self._log_turns(
                 [
                     Turn(
                         turn_id=a.turn_id,
@@ -198,7 +203,7 @@ class Service:
         """Log a feedback event; False when this server keeps no log."""
         if self.writer is None:
             return False
-        self.writer.append_feedback(
+        self._log_feedback(
             Feedback(
                 turn_id=request.turn_id,
                 timestamp=self.now(),
@@ -209,6 +214,32 @@ class Service:
         )
         self.metrics.feedback.inc(kind=request.kind)
         return True
+
+    # --- redaction (fail closed) -----------------------------------------------------
+    def _log_turns(self, turns: list[Turn]) -> None:
+        assert self.writer is not None
+        if self.redactor is not None:
+            try:
+                turns = self.redactor.turns(turns)
+            except Exception as e:
+                self._redaction_failed(e, len(turns))
+                return
+        self.writer.append_turns(turns)
+
+    def _log_feedback(self, event: Feedback) -> None:
+        assert self.writer is not None
+        if self.redactor is not None:
+            try:
+                event = self.redactor.feedback(event)
+            except Exception as e:
+                self._redaction_failed(e, 1)
+                return
+        self.writer.append_feedback(event)
+
+    def _redaction_failed(self, error: Exception, n: int) -> None:
+        """Nothing unredacted is logged: the events are counted, their content not printed."""
+        self.metrics.rejected.inc(n, reason="redaction_failed")
+        _log.error("redaction failed (%s): %d events not logged", type(error).__name__, n)
 
     # --- metrics --------------------------------------------------------------------
     def _observe_batch(self, size: int, seconds: float) -> None:
