@@ -94,9 +94,9 @@ def add_dp_options(kpi: argparse.ArgumentParser) -> None:
     kpi.add_argument(
         "--dp-max-turns",
         type=int,
-        default=50,
+        default=10,
         metavar="K",
-        help="turns counted per user and slice at most (default 50)",
+        help="turns counted per user at most (default 10)",
     )
     kpi.add_argument(
         "--dp-budget",
