@@ -8,6 +8,7 @@ naming it::
     patterns = ["email", "phone", "card", "digits"]   # detectors run on the text itself
     min_digits = 7            # "digits": a run of at least this many digits
     names = false             # also a gazetteer of US census first names (`pip install names`)
+    detector = "detectors/hwu64"  # also a trained personal-word detector (relative: to this file)
     salt_env = "VOXLOOP_PRIVACY_SALT"   # the HMAC key of "hash" (read from the environment)
 
     [fields]
@@ -65,7 +66,16 @@ FIELD_ACTIONS: dict[str, tuple[str, ...]] = {
     "session_id": ("keep", "hash", "drop"),
 }
 _DEFAULT_FIELDS = {"text": "redact", "slots": "redact", "user_id": "hash", "session_id": "hash"}
-_KEYS = ("version", "slot_types", "patterns", "min_digits", "names", "salt_env", "fields")
+_KEYS = (
+    "version",
+    "slot_types",
+    "patterns",
+    "min_digits",
+    "names",
+    "detector",
+    "salt_env",
+    "fields",
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class RedactionConfig:
     patterns: tuple[str, ...] = PATTERNS
     min_digits: int = 7
     names: bool = False
+    detector: Path | None = None
     fields: Mapping[str, str] = field(default_factory=lambda: dict(_DEFAULT_FIELDS))
     salt: bytes | None = field(default=None, repr=False)
 
@@ -103,8 +114,10 @@ def parse_redaction_config(
     *,
     slot_labels: Iterable[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    base: Path | None = None,
 ) -> RedactionConfig:
-    """Validate a config dict; ``slot_labels`` (the served model's) checks ``slot_types``."""
+    """Validate a config dict; ``slot_labels`` (the served model's) checks ``slot_types``;
+    a relative ``detector`` path is relative to ``base`` (the config file's folder)."""
     for key in data:
         if key not in _KEYS:
             raise _unknown(key, key, _KEYS, "key")
@@ -130,6 +143,16 @@ def parse_redaction_config(
     names = data.get("names", False)
     if not isinstance(names, bool):
         raise ConfigError(f"must be true or false, got {names!r}", key="names")
+    detector = data.get("detector")
+    if detector is not None:
+        if not isinstance(detector, str | Path) or not str(detector):
+            raise ConfigError("must be the path of a detector directory", key="detector")
+        detector = Path(base or ".") / detector
+        if not (detector / "detector.json").is_file():
+            raise ConfigError(
+                f"{detector} is not a detector (train one: python -m voxloop.privacy.detector)",
+                key="detector",
+            )
     raw_fields = data.get("fields", {})
     if not isinstance(raw_fields, Mapping):
         raise ConfigError("must be a table", key="fields")
@@ -162,7 +185,7 @@ def parse_redaction_config(
                 key="salt_env",
             )
         salt = value.encode()
-    return RedactionConfig(slot_types, patterns, min_digits, names, fields, salt)
+    return RedactionConfig(slot_types, patterns, min_digits, names, detector, fields, salt)
 
 
 def load_redaction_config(
@@ -180,6 +203,8 @@ def load_redaction_config(
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     try:
-        return parse_redaction_config(data, slot_labels=slot_labels, environ=environ)
+        return parse_redaction_config(
+            data, slot_labels=slot_labels, environ=environ, base=path.parent
+        )
     except ConfigError as e:
         raise ConfigError(f"{e.problem} (in {path})", key=e.key) from None

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from voxloop.privacy.config import RedactionConfig
+from voxloop.privacy.detector import PersonalDetector
 from voxloop.privacy.patterns import find_names, find_patterns, first_names
 from voxloop.schema import Feedback, Parse, Span, Turn
 
@@ -90,8 +91,14 @@ def redact_text(
     return new_text, tuple(new_slots)
 
 
-def personal_spans(text: str, slots: Sequence[Span], config: RedactionConfig) -> list[Region]:
-    """The regions of ``text`` to redact: personal slots, pattern and name matches."""
+def personal_spans(
+    text: str,
+    slots: Sequence[Span],
+    config: RedactionConfig,
+    detector: PersonalDetector | None = None,
+) -> list[Region]:
+    """The regions of ``text`` to redact: personal slots, pattern, name and detector
+    matches."""
     regions: list[Region] = [
         (s.start, s.end, s.label) for s in slots if s.label in config.slot_types and s.end > s.start
     ]
@@ -99,6 +106,8 @@ def personal_spans(text: str, slots: Sequence[Span], config: RedactionConfig) ->
         regions += find_patterns(text, config.patterns, min_digits=config.min_digits)
     if config.names:
         regions += find_names(text, first_names())
+    if detector is not None:
+        regions += detector.regions(text)
     return regions
 
 
@@ -109,6 +118,7 @@ class Redactor:
         self.config = config
         if config.names:
             first_names()  # load (and fail) now, not on the first turn
+        self.detector = PersonalDetector.load(config.detector) if config.detector else None
 
     def hash_id(self, value: str | None) -> str | None:
         """HMAC-SHA256 of an id under the secret salt (32 hex digits); None stays None."""
@@ -132,7 +142,7 @@ class Redactor:
         slots_action = self.config.action("slots")
         text, slots = parse.text, parse.slots
         if text_action == "redact" or slots_action == "redact":
-            regions = personal_spans(parse.text, parse.slots, self.config)
+            regions = personal_spans(parse.text, parse.slots, self.config, self.detector)
             new_text, new_slots = redact_text(parse.text, regions, parse.slots)
             if text_action == "redact":
                 text = new_text
