@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from voxloop.errors import ConfigError, VoxloopError
 from voxloop.log.kpi import SLICE_COLUMNS, KpiOptions, kpi_sql
@@ -44,10 +45,12 @@ __all__ = [
     "DpOptions",
     "Ledger",
     "analytic_gaussian_sigma",
+    "bounded_counts",
     "dp_kpis",
     "format_dp_kpis",
     "noise",
     "release",
+    "release_rows",
 ]
 
 BUDGET_FILE = "privacy_budget.json"
@@ -234,6 +237,33 @@ ORDER BY {cols}
 """
 
 
+def bounded_counts(
+    store: LogStore, by: Sequence[str], max_turns_per_user: int, low_confidence: float = 0.5
+) -> pa.Table:
+    """The exact counts per slice after contribution bounding (never released as such)."""
+    engine = store.engine()
+    try:
+        engine.materialize("turn_facts", kpi_sql("turn_facts", KpiOptions(by=tuple(by),
+                                                  low_confidence=low_confidence)))  # fmt: skip
+        return engine.sql(_counts_sql(by, max_turns_per_user, low_confidence))
+    finally:
+        engine.close()
+
+
+def release_rows(
+    table: pa.Table, by: Sequence[str], options: DpOptions, rng: np.random.Generator
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Noisy summary and per-slice rows from `bounded_counts` (spends no budget: the caller
+    does)."""
+    true = {c: np.asarray(table.column(c).to_pylist(), dtype=float) for c in COUNTS}
+    noisy = release(true, options, rng)
+    keys = [table.column(c).to_pylist() for c in by]
+    rows = zip(*keys, strict=True)
+    slices = [_row(dict(zip(by, key, strict=True)), noisy, i) for i, key in enumerate(rows)]
+    totals = {c: np.array([noisy[c].sum()]) for c in COUNTS if c != "users"}
+    return _row({}, totals, 0), slices
+
+
 def dp_kpis(
     log: str | Path,
     options: DpOptions,
@@ -250,7 +280,7 @@ def dp_kpis(
     epsilon from the log's ledger first (refused when the budget would be exceeded)."""
     if isinstance(by, str):
         by = tuple(c.strip() for c in by.split(",") if c.strip())
-    kpi_options = KpiOptions(by=tuple(by), low_confidence=low_confidence)
+    KpiOptions(by=tuple(by), low_confidence=low_confidence)  # validates by
     if set(by) - set(SLICE_COLUMNS):  # KpiOptions checked; keeps the SQL to known names
         raise ConfigError("unknown slice column", key="by")
     store = LogStore(log, since=since, until=until)
@@ -264,20 +294,8 @@ def dp_kpis(
         "max_turns_per_user": options.max_turns_per_user,
     }
     ledger.spend(options.epsilon, options.spent_delta, what, now())
-    engine = store.engine()
-    try:
-        engine.materialize("turn_facts", kpi_sql("turn_facts", kpi_options))
-        table = engine.sql(_counts_sql(by, options.max_turns_per_user, low_confidence))
-    finally:
-        engine.close()
-    rng = np.random.default_rng(seed)
-    true = {c: np.asarray(table.column(c).to_pylist(), dtype=float) for c in COUNTS}
-    noisy = release(true, options, rng)
-    keys = [table.column(c).to_pylist() for c in by]
-    rows = zip(*keys, strict=True)
-    slices = [_row(dict(zip(by, key, strict=True)), noisy, i) for i, key in enumerate(rows)]
-    totals = {c: np.array([noisy[c].sum()]) for c in COUNTS if c != "users"}
-    summary = _row({}, totals, 0)
+    table = bounded_counts(store, by, options.max_turns_per_user, low_confidence)
+    summary, slices = release_rows(table, by, options, np.random.default_rng(seed))
     return {
         "log": str(store.directory),
         "epsilon": options.epsilon,
