@@ -137,3 +137,9 @@ def test_a_failing_redactor_raises_so_nothing_is_logged() -> None:
     bad = Turn("t", datetime(2026, 1, 1, tzinfo=UTC), "x", None, "v")  # type: ignore[arg-type]
     with pytest.raises(RedactionFailed):
         redactor.turns([bad])
+
+
+def test_the_census_name_gazetteer_catches_names_the_nlu_missed() -> None:
+    redactor = Redactor(parse_redaction_config({"names": True}, environ=SALT))
+    out = redactor.parse(_parse("remind jessica and will to bring the rose wine"))
+    assert out.text == "remind [person] and will to bring the rose wine"
