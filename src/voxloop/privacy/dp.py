@@ -27,6 +27,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ class DpOptions:
 
 
 # --- mechanisms ------------------------------------------------------------------------
+@cache
 def analytic_gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:
     """The smallest sigma for which N(0, sigma^2) noise on a query of L2 sensitivity
     ``sensitivity`` is (epsilon, delta)-DP (Balle & Wang 2018, Theorem 8)."""
