@@ -23,7 +23,7 @@ def trained(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     train = list(load_corpus(f"hwu64:{datasets / 'hwu64'}").split("train"))
     random.Random(0).shuffle(train)
     detector = PersonalDetector(DEFAULT_SLOT_TYPES, target_recall=0.9)
-    detector.fit(train[:1500], train[1500:2300])
+    detector.fit(train[:800], train[800:1300])
     assert detector.heldout_recall_ is not None and detector.heldout_recall_ >= 0.9
     out = tmp_path_factory.mktemp("detector")
     detector.save(out)

@@ -128,14 +128,18 @@ class PersonalDetector:
         from sklearn.linear_model import LogisticRegression
 
         x, y, _ = self._matrix(train)
+        used = np.unique(x.indices)  # fit on the buckets that occur: far fewer columns
         model = LogisticRegression(C=self.C, max_iter=300)
-        model.fit(x, y)
+        model.fit(x[:, used], y)
         self.classes_ = [str(c) for c in model.classes_]
-        self.weights_ = np.ascontiguousarray(model.coef_.T, dtype=np.float32)
-        self.bias_ = model.intercept_.astype(np.float32)
+        coef = model.coef_.T.astype(np.float32)
+        bias = model.intercept_.astype(np.float32)
         if len(self.classes_) == 2:  # binary: sklearn keeps one column for classes_[1]
-            self.weights_ = np.hstack([-self.weights_ / 2, self.weights_ / 2])
-            self.bias_ = np.array([-self.bias_[0] / 2, self.bias_[0] / 2], dtype=np.float32)
+            coef = np.hstack([-coef / 2, coef / 2])
+            bias = np.array([-bias[0] / 2, bias[0] / 2], dtype=np.float32)
+        self.weights_ = np.zeros((1 << _BITS, len(self.classes_)), dtype=np.float32)
+        self.weights_[used] = coef
+        self.bias_ = bias
         self._choose_threshold(heldout)
         return self
 
