@@ -143,3 +143,16 @@ def test_the_census_name_gazetteer_catches_names_the_nlu_missed() -> None:
     redactor = Redactor(parse_redaction_config({"names": True}, environ=SALT))
     out = redactor.parse(_parse("remind jessica and will to bring the rose wine"))
     assert out.text == "remind [person] and will to bring the rose wine"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["enter atdfd@yahoo dot com into my contacts", "please add johndoe@yahoocom to my list",
+     "send new email to jana dot litt at gmail dot com", "mail jj.nzt@yahoo.co.uk now"],
+)  # fmt: skip
+def test_half_spoken_email_addresses_of_hwu64_are_redacted_whole(text: str) -> None:
+    found = find_patterns(text, ["email"])
+    assert len(found) == 1
+    start, end, _ = found[0]
+    assert "@" in text[start:end] or " at " in text[start:end]
+    assert text[end:].split(" ")[0] in ("", "into", "to", "now")

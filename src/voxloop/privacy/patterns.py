@@ -23,7 +23,8 @@ PATTERN_LABELS = {
     "card": "card_number",
     "digits": "number",
 }
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Written, or half spoken as ASR gives it: "jj.nzt@yahoo dot com", "johndoe@yahoocom".
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:(?:\.| dot )[\w-]+)*")
 _SPOKEN_EMAIL = re.compile(
     r"\b[\w-]+(?: (?:dot|underscore|dash) [\w-]+)* at [\w-]+(?: dot [\w-]+)*"
     r" dot (?:com|org|net|edu|gov|io|co|uk|de|fr)\b",
