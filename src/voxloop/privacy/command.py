@@ -109,7 +109,11 @@ def add_dp_options(kpi: argparse.ArgumentParser) -> None:
 
 
 def cmd_dp_kpi(args: argparse.Namespace) -> int:
+    from voxloop.errors import ConfigError
     from voxloop.privacy.dp import DpOptions, dp_kpis, format_dp_kpis
+
+    if getattr(args, "engine", "duckdb") != "duckdb":
+        raise ConfigError("differentially private KPIs run on DuckDB only", key="--engine")
 
     options = DpOptions(
         epsilon=args.dp_epsilon,

@@ -17,6 +17,7 @@ import json
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ class PersonalDetector:
         self.heldout_recall_: float | None = None
 
     # --- training -------------------------------------------------------------------
-    def _matrix(self, utterances: Sequence[Utterance]) -> tuple[object, list[str], list[int]]:
+    def _matrix(self, utterances: Sequence[Utterance]) -> tuple[Any, list[str], list[int]]:
         import scipy.sparse as sp
 
         rows, y, owner = [], [], []
