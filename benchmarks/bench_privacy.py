@@ -74,9 +74,10 @@ def detector_for(name: str, out: Path, target: float) -> PersonalDetector:
 def bench_recall(out: Path, results: dict[str, Any]) -> None:
     config = parse_redaction_config({}, environ=SALT)
     print("\n## Recall of personal spans (test splits)\n")
-    print("| corpus | slot type | n | gold spans | predicted | + detector 0.95 | "
-          "+ detector 0.99 |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| corpus | slot type | n | gold spans | predicted | + census names | "
+          "+ detector 0.95 | + detector 0.99 |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    names = parse_redaction_config({"names": True}, environ=SALT)
     rows: dict[str, Any] = {}
     for name, (spec, _) in CORPORA.items():
         test = list(load_corpus(spec).split("test"))
@@ -84,6 +85,7 @@ def bench_recall(out: Path, results: dict[str, Any]) -> None:
         runs = {
             "gold": redaction_recall(test, config),
             "predicted": redaction_recall(test, config, parses),
+            "names": redaction_recall(test, names, parses),
         }
         for target in (0.95, 0.99):
             det = detector_for(name, out, target)
