@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from voxloop.privacy.config import RedactionConfig
 from voxloop.privacy.detector import PersonalDetector
-from voxloop.privacy.redact import _merge, personal_spans
+from voxloop.privacy.redact import merge_regions, personal_spans
 from voxloop.schema import Parse, Utterance
 
 __all__ = ["RecallReport", "redaction_recall"]
@@ -54,7 +54,7 @@ def redaction_recall(
     report = RecallReport()
     for i, u in enumerate(utterances):
         slots = u.slots if parses is None else parses[i].slots
-        regions = _merge(personal_spans(u.text, slots, config, detector))
+        regions = merge_regions(personal_spans(u.text, slots, config, detector))
         covered = bytearray(len(u.text))
         for start, end, _ in regions:
             covered[start:end] = b"\x01" * (end - start)

@@ -24,7 +24,7 @@ from voxloop.privacy.detector import PersonalDetector
 from voxloop.privacy.patterns import find_names, find_patterns, first_names
 from voxloop.schema import Feedback, Parse, Span, Turn
 
-__all__ = ["RedactionFailed", "Redactor", "personal_spans", "redact_text"]
+__all__ = ["RedactionFailed", "Redactor", "merge_regions", "personal_spans", "redact_text"]
 
 Region = tuple[int, int, str]
 
@@ -33,7 +33,7 @@ class RedactionFailed(Exception):
     """The redactor could not process a turn: it must not be logged."""
 
 
-def _merge(regions: list[Region]) -> list[Region]:
+def merge_regions(regions: list[Region]) -> list[Region]:
     """Sorted, non-overlapping regions; overlaps merge (the earliest region's label wins,
     on a tie the longest's)."""
     out: list[Region] = []
@@ -54,7 +54,7 @@ def redact_text(
     A slot that covers exactly a merged region becomes the placeholder with the slot's own
     label; a slot partly inside a region keeps its place with the region redacted in it.
     """
-    merged = _merge(list(regions))
+    merged = merge_regions(list(regions))
     if not merged:
         return text, tuple(slots)
     pieces: list[str] = []
