@@ -213,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "redact", None) is not None:
         from voxloop.privacy import Redactor, load_redaction_config
 
+        if config.log_dir is None:
+            raise ConfigError("redaction applies to the turn log: give --log-dir", key="--redact")
+
         labels = read_manifest(config.model).get("slot_labels")
         redactor = Redactor(load_redaction_config(args.redact, slot_labels=labels))
     service = Service(config, registry=registry, writer=writer, redactor=redactor)
