@@ -95,7 +95,7 @@ def test_an_unknown_slot_type_stops_the_server_with_one_line(
     config = tmp_path / "redact.toml"
     config.write_text('slot_types = ["areaa"]\n[fields]\nuser_id = "keep"\nsession_id = "keep"\n')
     done = subprocess.run([sys.executable, "-m", "voxloop", "serve", "--model", str(models.v1),
-                           "--redact", str(config), "--port", "1"],
+                           "--redact", str(config), "--port", "1", "--log-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1
     assert "slot_types[0]" in done.stderr and "'area'" in done.stderr
