@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from voxloop.errors import ConfigError
+from voxloop.privacy.command import add_dp_options, register_log_commands
 
 __all__ = ["register"]
 
@@ -25,6 +26,11 @@ def _range(p: argparse.ArgumentParser) -> None:
 
 def cmd_kpi(args: argparse.Namespace) -> int:
     from voxloop.log.kpi import compute_kpis, format_kpis, kpis_to_json
+
+    if getattr(args, "dp_epsilon", None) is not None:
+        from voxloop.privacy.command import cmd_dp_kpi
+
+        return cmd_dp_kpi(args)
 
     kpis = compute_kpis(
         args.log,
@@ -105,6 +111,7 @@ def register(sub: Any) -> None:
     kpi.add_argument("--top", type=int, default=10, help="rows of the top-N tables")
     kpi.add_argument("--json", action="store_true", help="one JSON object")
     kpi.set_defaults(func=cmd_kpi)
+    add_dp_options(kpi)
 
     log = sub.add_parser("log", help="query and generate turn logs").add_subparsers(
         dest="log_command", required=True, metavar="SUBCOMMAND"
@@ -129,6 +136,7 @@ def register(sub: Any) -> None:
     gen.add_argument("--turns", type=int, help="fast vectorised mode: about this many turns")
     gen.add_argument("--seed", type=int, default=0)
     gen.set_defaults(func=cmd_log_generate)
+    register_log_commands(log)
 
     report = sub.add_parser("report", help="one self-contained HTML page of the KPIs")
     _range(report)

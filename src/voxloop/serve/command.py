@@ -97,6 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="flush at once when this many rows are buffered (default: %(default)s)",
     )
     p.add_argument(
+        "--redact",
+        type=Path,
+        metavar="CONFIG",
+        help="redact personal data before turns reach the log (a TOML redaction config, "
+        "see voxloop.privacy.config)",
+    )
+    p.add_argument(
         "--wyoming",
         metavar="URI",
         help="also serve the Wyoming protocol, e.g. tcp://127.0.0.1:10300",
@@ -241,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from voxloop.log.writer import LogWriter
+    from voxloop.nlu.base import read_manifest
     from voxloop.serve.app import create_app
     from voxloop.serve.registry import ModelRegistry
     from voxloop.serve.responder import Responder
@@ -260,13 +268,25 @@ def run(args: argparse.Namespace) -> int:
         writer = LogWriter(
             config.log_dir, flush_interval=config.flush_interval, flush_rows=config.flush_rows
         )
+    redactor = None
+    if getattr(args, "redact", None) is not None:
+        from voxloop.privacy import Redactor, load_redaction_config
+
+        if config.log_dir is None:
+            raise ConfigError("redaction applies to the turn log: give --log-dir", key="--redact")
+
+        labels = read_manifest(config.model).get("slot_labels")
+        redactor = Redactor(load_redaction_config(args.redact, slot_labels=labels))
     router = Router.from_file(config.experiments, default_policy=config.default_policy)
     responder = None
     if config.policies or router.policies():
         responder = Responder.load(config.policies)
     for version, path in config.extra_models:
         registry.check(path, version)
-    service = Service(config, registry=registry, writer=writer, router=router, responder=responder)
+    service = Service(
+        config, registry=registry, writer=writer, router=router, responder=responder,
+        redactor=redactor,
+    )  # fmt: skip
     wyoming = WyomingEndpoint(config.wyoming, service) if config.wyoming else None
     keys = ApiKeys.from_env(admin_env=args.admin_key_env, parse_env=args.api_key_env)
     failures: list[str] = []

@@ -29,6 +29,7 @@ __all__ = ["Answer", "NotReady", "QueueFull", "ServeConfig", "Service"]
 
 if TYPE_CHECKING:
     from voxloop.log.writer import LogWriter
+    from voxloop.privacy.redact import Redactor
 
 _log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class Service:
     """Parse texts with the active model, in micro-batches, and log every answer.
 
     ``now`` (aware UTC datetimes) stamps turns and feedback; tests pass a fixed clock.
+    ``redactor`` (`voxloop.privacy`) is applied to every turn and feedback event before the
+    log sees it; when it fails, the event is not logged at all (fail closed).
     """
 
     def __init__(
@@ -97,8 +100,10 @@ class Service:
         router: Router | None = None,
         responder: Responder | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
+        self.redactor = redactor
         self.registry = registry or ModelRegistry(model_root=config.model_root)
         self.router = router or Router()
         self.responder = responder
@@ -218,7 +223,7 @@ class Service:
         latency_ms = (time.perf_counter() - started) * 1000
         answers = [replace(a, latency_ms=latency_ms) for a in answers]
         if self.writer is not None:
-            self.writer.append_turns(
+            self._log_turns(
                 [
                     Turn(
                         turn_id=a.turn_id,
@@ -262,7 +267,7 @@ class Service:
                 raise BadRequest(422, str(e)) from None
         if self.writer is None:
             return False
-        self.writer.append_feedback(signal)
+        self._log_feedback(signal)
         self.metrics.feedback.inc(kind=request.kind)
         return True
 
@@ -275,6 +280,32 @@ class Service:
                 422, "'timestamp' is only accepted by a server started with --replay-clock"
             )
         return given
+
+    # --- redaction (fail closed) -----------------------------------------------------
+    def _log_turns(self, turns: list[Turn]) -> None:
+        assert self.writer is not None
+        if self.redactor is not None:
+            try:
+                turns = self.redactor.turns(turns)
+            except Exception as e:
+                self._redaction_failed(e, len(turns))
+                return
+        self.writer.append_turns(turns)
+
+    def _log_feedback(self, event: Feedback) -> None:
+        assert self.writer is not None
+        if self.redactor is not None:
+            try:
+                event = self.redactor.feedback(event)
+            except Exception as e:
+                self._redaction_failed(e, 1)
+                return
+        self.writer.append_feedback(event)
+
+    def _redaction_failed(self, error: Exception, n: int) -> None:
+        """Nothing unredacted is logged: the events are counted, their content not printed."""
+        self.metrics.rejected.inc(n, reason="redaction_failed")
+        _log.error("redaction failed (%s): %d events not logged", type(error).__name__, n)
 
     # --- metrics --------------------------------------------------------------------
     def _observe_batch(self, size: int, seconds: float) -> None:

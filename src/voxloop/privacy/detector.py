@@ -1,0 +1,272 @@
+"""A high-recall detector of personal words, the fallback when the NLU misses them.
+
+The NLU's slot tagger is tuned for F1; redaction needs recall. This detector is a
+multinomial logistic regression per token (classes: ``O`` and each personal slot type)
+over hashed features of the word and its neighbours (word, affixes, shape, ±2 words, the
+bigrams around it), trained on a corpus's own personal slots. A token is personal when
+P(not O) >= ``threshold``; the threshold is chosen on held-out data as the largest one that
+hides ``target_recall`` of the held-out personal spans (every token of a span flagged).
+Adjacent flagged tokens form one region, labelled with their most probable type.
+
+Saved as ``detector.json`` + ``detector.npz`` (no pickle). Inference is numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxloop.errors import ModelFormatError
+from voxloop.nlu.tokenize import Token, tokenize
+from voxloop.schema import Utterance
+
+__all__ = ["PersonalDetector"]
+
+FORMAT_VERSION = 1
+_BITS = 18
+
+
+def _shape(word: str) -> str:
+    if word.isdigit():
+        return "d" if len(word) < 3 else "ddd"
+    if word.isalpha():
+        return "a"
+    return "x"
+
+
+def _features(words: Sequence[str], i: int) -> list[str]:
+    w = words[i]
+    prev1 = words[i - 1] if i >= 1 else "<s>"
+    prev2 = words[i - 2] if i >= 2 else "<s>"
+    next1 = words[i + 1] if i + 1 < len(words) else "</s>"
+    next2 = words[i + 2] if i + 2 < len(words) else "</s>"
+    return [
+        "b",
+        "w=" + w,
+        "p2=" + w[:2],
+        "p3=" + w[:3],
+        "s2=" + w[-2:],
+        "s3=" + w[-3:],
+        "sh=" + _shape(w),
+        "l=" + str(min(len(w), 8)),
+        "w-1=" + prev1,
+        "w-2=" + prev2,
+        "w+1=" + next1,
+        "w+2=" + next2,
+        "b-1=" + prev1 + "|" + w,
+        "b+1=" + w + "|" + next1,
+        "c=" + prev1 + "|" + next1,
+        "pp=" + prev2 + "|" + prev1,
+        "nn=" + next1 + "|" + next2,
+    ]
+
+
+def _hash_rows(rows: Iterable[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """CSR indptr and indices of hashed binary features (zlib.crc32: stable everywhere)."""
+    mask = (1 << _BITS) - 1
+    indptr = [0]
+    indices: list[int] = []
+    for feats in rows:
+        indices.extend(zlib.crc32(f.encode()) & mask for f in feats)
+        indptr.append(len(indices))
+    return np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64)
+
+
+def _words(tokens: Sequence[Token]) -> list[str]:
+    return [t[0].lower() for t in tokens]
+
+
+def _token_labels(u: Utterance, tokens: Sequence[Token], labels: set[str]) -> list[str]:
+    out = []
+    for _, start, end in tokens:
+        label = "O"
+        for s in u.slots:
+            if s.label in labels and s.start < end and start < s.end:
+                label = s.label
+                break
+        out.append(label)
+    return out
+
+
+class PersonalDetector:
+    """Personal-word detector (see the module docstring); ``fit`` then `regions`."""
+
+    def __init__(self, labels: Iterable[str], *, target_recall: float = 0.99, C: float = 4.0):
+        self.labels = sorted(set(labels))
+        self.target_recall = target_recall
+        self.C = C
+        self.classes_: list[str] = []
+        self.weights_: np.ndarray = np.zeros((0, 0), dtype=np.float32)
+        self.bias_: np.ndarray = np.zeros(0, dtype=np.float32)
+        self.threshold_: float = 0.5
+        self.heldout_recall_: float | None = None
+
+    # --- training -------------------------------------------------------------------
+    def _matrix(self, utterances: Sequence[Utterance]) -> tuple[Any, list[str], list[int]]:
+        import scipy.sparse as sp
+
+        rows, y, owner = [], [], []
+        for n, u in enumerate(utterances):
+            tokens = tokenize(u.text)
+            words = _words(tokens)
+            rows += [_features(words, i) for i in range(len(words))]
+            y += _token_labels(u, tokens, set(self.labels))
+            owner += [n] * len(words)
+        indptr, indices = _hash_rows(rows)
+        data = np.ones(len(indices), dtype=np.float32)
+        x = sp.csr_matrix((data, indices, indptr), shape=(len(rows), 1 << _BITS))
+        x.sum_duplicates()
+        x.data[:] = 1.0
+        return x, y, owner
+
+    def fit(self, train: Sequence[Utterance], heldout: Sequence[Utterance]) -> PersonalDetector:
+        """Train on ``train``; choose the threshold on ``heldout`` for the target recall."""
+        from sklearn.linear_model import LogisticRegression
+
+        x, y, _ = self._matrix(train)
+        used = np.unique(x.indices)  # fit on the buckets that occur: far fewer columns
+        model = LogisticRegression(C=self.C, max_iter=300)
+        model.fit(x[:, used], y)
+        self.classes_ = [str(c) for c in model.classes_]
+        coef = model.coef_.T.astype(np.float32)
+        bias = model.intercept_.astype(np.float32)
+        if len(self.classes_) == 2:  # binary: sklearn keeps one column for classes_[1]
+            coef = np.hstack([-coef / 2, coef / 2])
+            bias = np.array([-bias[0] / 2, bias[0] / 2], dtype=np.float32)
+        self.weights_ = np.zeros((1 << _BITS, len(self.classes_)), dtype=np.float32)
+        self.weights_[used] = coef
+        self.bias_ = bias
+        self._choose_threshold(heldout)
+        return self
+
+    def _choose_threshold(self, heldout: Sequence[Utterance]) -> None:
+        lowest: list[float] = []  # per gold span: the lowest P(personal) of its tokens
+        for u in heldout:
+            tokens = tokenize(u.text)
+            personal = self._personal_proba(_words(tokens))[0] if tokens else np.zeros(0)
+            for s in u.slots:
+                if s.label not in self.labels:
+                    continue
+                inside = [i for i, (_, a, b) in enumerate(tokens) if a < s.end and s.start < b]
+                if inside:
+                    lowest.append(float(min(personal[i] for i in inside)))
+        if not lowest:
+            self.threshold_ = 0.5
+            return
+        lowest.sort()
+        k = int(np.floor((1 - self.target_recall) * len(lowest)))
+        self.threshold_ = max(1e-4, min(0.5, lowest[k] * 0.999))
+        self.heldout_recall_ = float(np.mean(np.asarray(lowest) >= self.threshold_))
+
+    # --- inference ------------------------------------------------------------------
+    def _personal_proba(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """P(personal) per word and the most probable personal class index."""
+        indptr, indices = _hash_rows(_features(words, i) for i in range(len(words)))
+        # (a rare hash collision inside one token counts twice: harmless for a detector)
+        scores = np.add.reduceat(self.weights_[indices], indptr[:-1], axis=0) + self.bias_
+        scores -= scores.max(axis=1, keepdims=True)
+        p = np.exp(scores)
+        p /= p.sum(axis=1, keepdims=True)
+        o = self.classes_.index("O") if "O" in self.classes_ else -1
+        personal = 1 - p[:, o] if o >= 0 else np.ones(len(words))
+        if o >= 0:
+            p[:, o] = -1
+        return personal, p.argmax(axis=1)
+
+    def regions(self, text: str) -> list[tuple[int, int, str]]:
+        """The personal regions of ``text``: runs of flagged tokens, with their type."""
+        tokens = tokenize(text)
+        if not tokens:
+            return []
+        personal, best = self._personal_proba(_words(tokens))
+        out: list[tuple[int, int, str]] = []
+        for i, (_, start, end) in enumerate(tokens):
+            if personal[i] < self.threshold_:
+                continue
+            label = self.classes_[int(best[i])]
+            if out and i > 0 and personal[i - 1] >= self.threshold_:
+                out[-1] = (out[-1][0], end, out[-1][2])
+            else:
+                out.append((start, end, label))
+        return out
+
+    # --- persistence ----------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format": "voxloop-personal-detector",
+            "format_version": FORMAT_VERSION,
+            "labels": self.labels,
+            "classes": self.classes_,
+            "threshold": self.threshold_,
+            "target_recall": self.target_recall,
+            "heldout_recall": self.heldout_recall_,
+            "hash_bits": _BITS,
+        }
+        (directory / "detector.json").write_text(json.dumps(state, indent=2) + "\n")
+        np.savez(directory / "detector.npz", weights=self.weights_, bias=self.bias_)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PersonalDetector:
+        directory = Path(directory)
+        try:
+            state = json.loads((directory / "detector.json").read_text())
+            arrays = np.load(directory / "detector.npz", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ModelFormatError(f"{directory}: not a personal-data detector ({e})") from None
+        if (
+            state.get("format") != "voxloop-personal-detector"
+            or state.get("format_version") != FORMAT_VERSION
+            or state.get("hash_bits") != _BITS
+        ):
+            raise ModelFormatError(
+                f"{directory}: not a personal-data detector of format {FORMAT_VERSION}; "
+                "train it again"
+            )
+        detector = cls(state["labels"], target_recall=state["target_recall"])
+        detector.classes_ = list(state["classes"])
+        detector.threshold_ = float(state["threshold"])
+        detector.heldout_recall_ = state.get("heldout_recall")
+        detector.weights_ = arrays["weights"]
+        detector.bias_ = arrays["bias"]
+        return detector
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m voxloop.privacy.detector --data FORMAT:PATH --out DIR``: train one."""
+    import argparse
+    import random
+    import sys
+
+    from voxloop.data import load_corpus
+    from voxloop.errors import VoxloopError
+    from voxloop.privacy.config import DEFAULT_SLOT_TYPES
+
+    p = argparse.ArgumentParser(prog="python -m voxloop.privacy.detector")
+    p.add_argument("--data", required=True, help="FORMAT:PATH of a corpus with personal slots")
+    p.add_argument("--out", required=True, help="detector directory to write")
+    p.add_argument("--slot-types", default=",".join(DEFAULT_SLOT_TYPES))
+    p.add_argument("--target-recall", type=float, default=0.95)
+    args = p.parse_args(argv)
+    try:
+        train = list(load_corpus(args.data).split("train"))
+        random.Random(0).shuffle(train)
+        cut = int(len(train) * 0.85)
+        detector = PersonalDetector(args.slot_types.split(","), target_recall=args.target_recall)
+        detector.fit(train[:cut], train[cut:]).save(args.out)
+    except VoxloopError as e:
+        print(f"voxloop: error: {e}", file=sys.stderr)
+        return 1
+    print(f"saved {args.out}: threshold {detector.threshold_:.4g}, held-out span recall "
+          f"{detector.heldout_recall_}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

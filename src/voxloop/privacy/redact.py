@@ -1,0 +1,186 @@
+"""Redaction at write time: a `Turn` in, a `Turn` fit for the log out.
+
+Personal spans are the NLU's slots of the configured types plus the pattern (and optional
+name gazetteer) matches; overlapping spans merge. Each becomes a typed placeholder
+(``[person]``) in the text, and every slot of the parse is moved to the new text, so
+``text[start:end] == value`` still holds in the log: personal slots keep their label with the
+placeholder as value, other slots keep their words (a pattern inside one is redacted too).
+User and session ids are kept, dropped, or replaced by an HMAC-SHA256 of the id keyed by a
+secret salt, so per-user analyses (rephrases, users per arm) still work while the id itself
+never reaches the log.
+
+`Redactor.turns` raises on any failure; the caller must then write nothing (fail closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import replace
+
+from voxloop.privacy.config import RedactionConfig
+from voxloop.privacy.detector import PersonalDetector
+from voxloop.privacy.patterns import find_names, find_patterns, first_names
+from voxloop.schema import Feedback, Parse, Span, Turn
+
+__all__ = ["RedactionFailed", "Redactor", "merge_regions", "personal_spans", "redact_text"]
+
+Region = tuple[int, int, str]
+
+
+class RedactionFailed(Exception):
+    """The redactor could not process a turn: it must not be logged."""
+
+
+def merge_regions(regions: list[Region]) -> list[Region]:
+    """Sorted, non-overlapping regions; overlaps merge (the earliest region's label wins,
+    on a tie the longest's)."""
+    out: list[Region] = []
+    for start, end, label in sorted(regions, key=lambda r: (r[0], -r[1])):
+        if out and start < out[-1][1]:
+            s, e, lab = out[-1]
+            out[-1] = (s, max(e, end), lab)
+        else:
+            out.append((start, end, label))
+    return out
+
+
+def redact_text(
+    text: str, regions: Sequence[Region], slots: Sequence[Span] = ()
+) -> tuple[str, tuple[Span, ...]]:
+    """Replace each region of ``text`` by ``[label]``; move ``slots`` onto the new text.
+
+    A slot that covers exactly a merged region becomes the placeholder with the slot's own
+    label; a slot partly inside a region keeps its place with the region redacted in it.
+    """
+    merged = merge_regions(list(regions))
+    if not merged:
+        return text, tuple(slots)
+    pieces: list[str] = []
+    new_bounds: list[tuple[int, int]] = []
+    pos = 0
+    length = 0
+    for start, end, label in merged:
+        pieces.append(text[pos:start])
+        length += start - pos
+        placeholder = f"[{label}]"
+        new_bounds.append((length, length + len(placeholder)))
+        pieces.append(placeholder)
+        length += len(placeholder)
+        pos = end
+    pieces.append(text[pos:])
+    new_text = "".join(pieces)
+
+    def moved(offset: int, side: str) -> int:
+        shift = 0
+        for (start, end, _), (ns, ne) in zip(merged, new_bounds, strict=True):
+            if offset <= start:
+                break
+            if offset < end:  # inside a region: the slot stretches over its placeholder
+                return ns if side == "start" else ne
+            shift = ne - end
+        return offset + shift
+
+    new_slots = []
+    for slot in slots:
+        start, end = moved(slot.start, "start"), moved(slot.end, "end")
+        if end <= start:
+            continue
+        new_slots.append(Span(start, end, slot.label, new_text[start:end], slot.confidence))
+    return new_text, tuple(new_slots)
+
+
+def personal_spans(
+    text: str,
+    slots: Sequence[Span],
+    config: RedactionConfig,
+    detector: PersonalDetector | None = None,
+) -> list[Region]:
+    """The regions of ``text`` to redact: personal slots, pattern, name and detector
+    matches."""
+    regions: list[Region] = [
+        (s.start, s.end, s.label) for s in slots if s.label in config.slot_types and s.end > s.start
+    ]
+    if config.patterns:
+        regions += find_patterns(text, config.patterns, min_digits=config.min_digits)
+    if config.names:
+        regions += find_names(text, first_names())
+    if detector is not None:
+        regions += detector.regions(text)
+    return regions
+
+
+class Redactor:
+    """Apply a `RedactionConfig` to turns and feedback before they are logged."""
+
+    def __init__(self, config: RedactionConfig) -> None:
+        self.config = config
+        if config.names:
+            first_names()  # load (and fail) now, not on the first turn
+        self.detector = PersonalDetector.load(config.detector) if config.detector else None
+
+    def hash_id(self, value: str | None) -> str | None:
+        """HMAC-SHA256 of an id under the secret salt (32 hex digits); None stays None."""
+        if value is None:
+            return None
+        if self.config.salt is None:
+            raise RedactionFailed("hashing needs a salt")
+        return hmac.new(self.config.salt, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _id(self, name: str, value: str | None) -> str | None:
+        action = self.config.action(name)
+        if action == "keep":
+            return value
+        if action == "drop":
+            return None
+        return self.hash_id(value)
+
+    def parse(self, parse: Parse) -> Parse:
+        """The parse with its text and slots as the config says."""
+        text_action = self.config.action("text")
+        slots_action = self.config.action("slots")
+        text, slots = parse.text, parse.slots
+        if text_action == "redact" or slots_action == "redact":
+            regions = personal_spans(parse.text, parse.slots, self.config, self.detector)
+            new_text, new_slots = redact_text(parse.text, regions, parse.slots)
+            if text_action == "redact":
+                text = new_text
+            if slots_action == "redact":
+                slots = new_slots
+        if text_action == "hash":
+            text = self.hash_id(parse.text) or ""
+        elif text_action == "drop":
+            text = ""
+        if slots_action == "drop":
+            slots = ()
+        return replace(parse, text=text, slots=slots)
+
+    def turn(self, turn: Turn) -> Turn:
+        """One turn redacted."""
+        parse = self.parse(turn.parse)
+        return replace(
+            turn,
+            text=parse.text,
+            parse=parse,
+            user_id=self._id("user_id", turn.user_id),
+            session_id=self._id("session_id", turn.session_id),
+        )
+
+    def turns(self, turns: Sequence[Turn]) -> list[Turn]:
+        """Turns redacted; raises `RedactionFailed` if any cannot be (log none of them)."""
+        try:
+            return [self.turn(t) for t in turns]
+        except RedactionFailed:
+            raise
+        except Exception as e:
+            raise RedactionFailed(f"{type(e).__name__}: {e}") from e
+
+    def feedback(self, feedback: Feedback) -> Feedback:
+        """Feedback with its user id treated as the turns' user ids are."""
+        try:
+            return replace(feedback, user_id=self._id("user_id", feedback.user_id))
+        except RedactionFailed:
+            raise
+        except Exception as e:
+            raise RedactionFailed(f"{type(e).__name__}: {e}") from e

@@ -1,0 +1,131 @@
+"""Differentially private KPIs: the noise is the mechanism's, the budget holds, bad input
+gets a clear error."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from voxloop.errors import ConfigError
+from voxloop.log.kpi import compute_kpis
+from voxloop.log.writer import LogWriter
+from voxloop.privacy.dp import (
+    BUDGET_FILE,
+    BudgetExhausted,
+    DpOptions,
+    analytic_gaussian_sigma,
+    dp_kpis,
+    noise_scale,
+    release,
+)
+from voxloop.schema import IntentScore, Parse, Turn
+
+
+@pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])
+def test_the_released_noise_has_the_mechanisms_distribution(mechanism: str) -> None:
+    options = DpOptions(epsilon=2.0, delta=1e-5, mechanism=mechanism, max_turns_per_user=5)
+    counts = {"turns": np.full(4000, 100.0), "defect": np.full(4000, 7.0)}
+    noisy = release(counts, options, np.random.default_rng(0))
+    scale = noise_scale(options, families=2)
+    dist = stats.laplace(scale=scale) if mechanism == "laplace" else stats.norm(scale=scale)
+    for name, values in noisy.items():
+        residual = values - counts[name]
+        assert stats.kstest(residual, dist.cdf).pvalue > 0.01
+        wrong = stats.laplace(scale=scale * 1.15) if mechanism == "laplace" else stats.norm(
+            scale=scale * 1.15)  # fmt: skip
+        assert stats.kstest(residual, wrong.cdf).pvalue < 0.01  # the test can tell
+
+
+def test_laplace_scale_is_sensitivity_over_epsilon_per_family() -> None:
+    assert noise_scale(DpOptions(1.0, max_turns_per_user=10), families=9) == pytest.approx(90)
+
+
+def test_analytic_gaussian_sigma_meets_its_privacy_profile() -> None:
+    sigma = analytic_gaussian_sigma(1.0, 1.0, 1e-5)
+    assert 3.6 < sigma < 3.9  # Balle & Wang (2018) report ~3.73; the classical bound is 4.84
+    a, b = 1 / (2 * sigma), sigma
+    delta = stats.norm.cdf(a - b) - math.e * stats.norm.cdf(-a - b)
+    assert delta == pytest.approx(1e-5, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [({"epsilon": -1.0}, "dp_epsilon"), ({"epsilon": 0.0}, "dp_epsilon"),
+     ({"epsilon": float("nan")}, "dp_epsilon"), ({"epsilon": 1.0, "delta": 2.0}, "dp_delta"),
+     ({"epsilon": 1.0, "mechanism": "gaussian", "delta": 0.0}, "dp_delta"),
+     ({"epsilon": 1.0, "mechanism": "exponential"}, "dp_mechanism"),
+     ({"epsilon": 1.0, "max_turns_per_user": 0}, "dp_max_turns")],
+)  # fmt: skip
+def test_bad_options_name_the_key(kwargs: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        DpOptions(**kwargs)
+    assert e.value.key == key
+
+
+def _log(directory: Path, users: int = 60, turns_per_user: int = 8) -> Path:
+    rng = np.random.default_rng(1)
+    start = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    with LogWriter(directory) as writer:
+        for u in range(users):
+            for t in range(turns_per_user):
+                ts = start + timedelta(hours=u, minutes=5 * t)
+                ok = rng.random() > 0.2
+                domain = ["music", "weather", "alarm"][u % 3]
+                parse = Parse(f"utterance {u} {t} {'x' * (t * 7)}", "x" if ok else None, 0.9,
+                              (IntentScore("x", 0.9),), (), domain)  # fmt: skip
+                writer.append_turn(Turn(f"{u}-{t}", ts, parse.text, parse, "v1", user_id=f"u{u}"))
+    return directory
+
+
+def test_with_a_huge_epsilon_the_release_equals_the_kpis(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    exact = {r["domain"]: r for r in compute_kpis(log, tables=["by_slice"])["by_slice"].to_pylist()}
+    result = dp_kpis(log, DpOptions(epsilon=1e7), budget=1e8, seed=0)
+    assert len(result["by_slice"]) == 3
+    for row in result["by_slice"]:
+        assert row["turns"] == exact[row["domain"]]["turns"] == 160
+        assert row["users"] == 20
+        assert row["not_recognized_rate"] == pytest.approx(
+            exact[row["domain"]]["not_recognized_rate"], abs=1e-3)  # fmt: skip
+
+
+def test_contribution_bounding_caps_each_users_turns(tmp_path: Path) -> None:
+    log = _log(tmp_path, users=6, turns_per_user=30)
+    result = dp_kpis(log, DpOptions(epsilon=1e7, max_turns_per_user=4), budget=1e8, seed=0)
+    assert result["summary"]["turns"] == 24
+
+
+def test_the_budget_ledger_refuses_queries_past_the_budget(tmp_path: Path) -> None:
+    log = _log(tmp_path, users=6, turns_per_user=2)
+    dp_kpis(log, DpOptions(epsilon=0.6), budget=1.0, seed=0)
+    with pytest.raises(BudgetExhausted, match="0.6 of epsilon 1 spent, this query needs 0.5"):
+        dp_kpis(log, DpOptions(epsilon=0.5), seed=0)
+    dp_kpis(log, DpOptions(epsilon=0.4), seed=0)  # exactly what is left
+    ledger = json.loads((log / BUDGET_FILE).read_text())
+    assert [r["epsilon"] for r in ledger["releases"]] == [0.6, 0.4]
+    with pytest.raises(ConfigError, match="cannot be changed"):
+        dp_kpis(log, DpOptions(epsilon=0.1), budget=5.0)
+
+
+def test_cli_negative_epsilon_and_exhausted_budget(tmp_path: Path) -> None:
+    log = _log(tmp_path, users=6, turns_per_user=2)
+    cli = [sys.executable, "-m", "voxloop", "kpi", "--log", str(log)]
+    env = dict(os.environ)
+    done = subprocess.run(cli + ["--dp-epsilon", "-1"], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and "dp_epsilon: must be positive" in done.stderr
+    done = subprocess.run(cli + ["--dp-epsilon", "3", "--dp-budget", "4", "--json"],
+                          capture_output=True, text=True, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["spent_epsilon"] == 3
+    done = subprocess.run(cli + ["--dp-epsilon", "2"], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and "budget exhausted" in done.stderr
+    assert "Traceback" not in done.stderr

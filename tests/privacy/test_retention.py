@@ -1,0 +1,105 @@
+"""Retention (whole day partitions) and deletion requests (one user's rows, atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from voxloop.errors import ConfigError, DataError
+from voxloop.log.store import LogStore
+from voxloop.log.writer import LogWriter, read_log
+from voxloop.privacy.retention import AUDIT_FILE, forget, read_audit, retain
+from voxloop.schema import Feedback, IntentScore, Parse, Turn
+
+START = date(2026, 11, 1)
+
+
+def _write_log(directory: Path, days: int = 5, users: tuple[str, ...] = ("ann", "bob")) -> None:
+    with LogWriter(directory) as writer:
+        for d in range(days):
+            for hour, user in enumerate(users):
+                ts = datetime(2026, 11, 1 + d, 9 + hour, tzinfo=UTC)
+                tid = f"{user}-{d}"
+                parse = Parse(f"hello {d}", "greet", 0.9, (IntentScore("greet", 0.9),), ())
+                writer.append_turn(Turn(tid, ts, parse.text, parse, "v1", user_id=user))
+                writer.append_feedback(Feedback(tid, ts + timedelta(seconds=5), "rating", 1.0,
+                                                user_id=user if d % 2 else None))  # fmt: skip
+            writer.flush()  # one file per day and table holding both users
+
+
+def _mtimes(directory: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in directory.rglob("part-*.parquet")}
+
+
+def test_retain_deletes_only_whole_partitions_past_the_window(tmp_path: Path) -> None:
+    _write_log(tmp_path)
+    before = _mtimes(tmp_path)
+    result = retain(tmp_path, 3, today=START + timedelta(days=4))
+    assert result.cutoff == "2026-11-03" and result.rows == 8 and len(result.partitions) == 4
+    assert sorted(p.name for p in (tmp_path / "turns").iterdir()) == [
+        "date=2026-11-03", "date=2026-11-04", "date=2026-11-05"]  # fmt: skip
+    after = _mtimes(tmp_path)
+    assert all(before[p] == t for p, t in after.items())  # nothing else rewritten
+    assert LogStore(tmp_path).sql("SELECT count(*) AS n FROM turns")["n"][0].as_py() == 6
+    assert read_audit(tmp_path)[-1]["action"] == "retain"
+
+
+def test_retain_refuses_a_bad_window_and_a_non_log(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--days"):
+        retain(tmp_path, 0)
+    with pytest.raises(DataError, match="no turn log"):
+        retain(tmp_path, 3)
+
+
+def test_forget_removes_one_users_rows_and_rewrites_only_their_files(tmp_path: Path) -> None:
+    _write_log(tmp_path / "a", users=("ann", "bob"))
+    _write_log(tmp_path / "a", days=2, users=("carl",))  # files without ann
+    before = _mtimes(tmp_path)
+    result = forget(tmp_path / "a", "ann")
+    assert (result.turns, result.feedback) == (5, 5)  # id-less feedback found by turn id
+    assert len(result.files_rewritten) == 10 and not result.files_deleted
+    turns = read_log(tmp_path / "a").to_pylist()
+    assert {t["user_id"] for t in turns} == {"bob", "carl"} and len(turns) == 7
+    feedback = read_log(tmp_path / "a", "feedback").to_pylist()
+    assert not any(f["turn_id"].startswith("ann") for f in feedback) and len(feedback) == 7
+    after = _mtimes(tmp_path)
+    changed = {p for p in after if before[p] != after[p]}
+    assert len(changed) == 10 and all("carl" not in str(p) for p in changed)
+    untouched = [p for p in after if p not in changed]
+    assert len(untouched) == 4  # carl's own files
+    assert not list((tmp_path / "a").rglob("*.tmp"))
+    entry = read_audit(tmp_path / "a")[-1]
+    assert entry["action"] == "forget" and "ann" not in json.dumps(entry)
+    LogStore(tmp_path / "a").sql("SELECT * FROM turns_with_feedback")  # still a readable log
+
+
+def test_forget_deletes_files_left_empty(tmp_path: Path) -> None:
+    _write_log(tmp_path, days=2, users=("ann",))
+    result = forget(tmp_path, "ann")
+    assert len(result.files_deleted) == 4 and not list(tmp_path.rglob("part-*.parquet"))
+
+
+def test_cli_retain_and_forget_with_a_hashed_log(tmp_path: Path) -> None:
+    from voxloop.privacy import Redactor, parse_redaction_config
+
+    env = {"VOXLOOP_PRIVACY_SALT": "salt-for-the-forget-test"}
+    redactor = Redactor(parse_redaction_config({}, environ=env))
+    _write_log(tmp_path, users=(redactor.hash_id("ann") or "", "bob"))
+    config = tmp_path / "redact.toml"
+    config.write_text("version = 1\n")
+    cli = [sys.executable, "-m", "voxloop", "log"]
+    done = subprocess.run(cli + ["forget", "--log", str(tmp_path), "--user", "ann", "--redact",
+                                 str(config), "--json"], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["turns"] == 5
+    done = subprocess.run(cli + ["retain", "--log", str(tmp_path), "--days", "0"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and "--days" in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / AUDIT_FILE).is_file()

@@ -1,0 +1,130 @@
+"""`voxloop serve --redact`: what reaches the turn log on disk has no personal value."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+from servers import API_KEY, Models, start_server
+
+from voxloop.log.writer import LogWriter, read_log
+from voxloop.privacy import Redactor, parse_redaction_config
+from voxloop.serve.payloads import FeedbackRequest, ParseRequest
+from voxloop.serve.service import ServeConfig, Service
+
+SALT = "a-test-salt-that-is-long-enough"
+CONFIG = """
+version = 1
+slot_types = ["area", "name"]
+[fields]
+text = "redact"
+slots = "redact"
+user_id = "hash"
+session_id = "drop"
+"""
+TEXTS = [
+    "turn off the kitchen light and call me at 555-867-5309",
+    "turn on the bedroom lamp, my email is jane.doe@example.com",
+    "set the living room thermostat, my card is 4111 1111 1111 1111",
+]
+
+
+def _strings(log_dir: Path) -> list[str]:
+    """Every string value in every Parquet file under the log directory."""
+    out: list[str] = []
+    for file in log_dir.rglob("*.parquet"):
+        for row in pq.read_table(file).to_pylist():
+            stack: list[object] = list(row.values())
+            while stack:
+                v = stack.pop()
+                if isinstance(v, str):
+                    out.append(v)
+                elif isinstance(v, dict):
+                    stack.extend(v.values())
+                elif isinstance(v, list):
+                    stack.extend(v)
+    return out
+
+
+def test_a_running_servers_log_holds_no_personal_value(
+    models: Models, serve: list, tmp_path: Path
+) -> None:
+    config = tmp_path / "redact.toml"
+    config.write_text(CONFIG)
+    os.environ["VOXLOOP_PRIVACY_SALT"] = SALT  # start_server copies the environment
+    try:
+        server = start_server(models.v1, tmp_path, "--redact", str(config),
+                              "--log-flush-interval", "0.2")  # fmt: skip
+    finally:
+        del os.environ["VOXLOOP_PRIVACY_SALT"]
+    serve.append(server)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    personal = {"555-867-5309", "jane.doe@example.com", "4111 1111 1111 1111", "alice-42",
+                "session-7"}  # fmt: skip
+    with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+        for text in TEXTS:
+            r = client.post("/v1/parse", json={"text": text, "user_id": "alice-42",
+                                               "session_id": "session-7"})  # fmt: skip
+            assert r.status_code == 200, r.text
+            answer = r.json()
+            personal |= {s["value"] for s in answer["slots"] if s["label"] in ("area", "name")}
+            r = client.post("/v1/feedback", json={"turn_id": answer["turn_id"],
+                            "kind": "task_success", "value": 1, "user_id": "alice-42"})  # fmt: skip
+            assert r.status_code in (200, 202), r.text
+    assert server.stop() == 0
+    strings = _strings(server.log_dir)
+    turns = read_log(server.log_dir).to_pylist()
+    assert len(turns) == len(TEXTS) and len(read_log(server.log_dir, "feedback")) == len(TEXTS)
+    assert any("[phone_number]" in t["text"] for t in turns)
+    assert any("[email]" in t["text"] for t in turns)
+    assert any("[card_number]" in t["text"] for t in turns)
+    leaked = [v for v in personal if any(v in s for s in strings)]
+    assert not leaked, leaked
+    assert len({t["user_id"] for t in turns}) == 1 and turns[0]["session_id"] is None
+
+
+def test_an_unknown_slot_type_stops_the_server_with_one_line(
+    models: Models, tmp_path: Path
+) -> None:
+    config = tmp_path / "redact.toml"
+    config.write_text('slot_types = ["areaa"]\n[fields]\nuser_id = "keep"\nsession_id = "keep"\n')
+    done = subprocess.run([sys.executable, "-m", "voxloop", "serve", "--model", str(models.v1),
+                           "--redact", str(config), "--port", "1", "--log-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    assert "slot_types[0]" in done.stderr and "'area'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+class _Broken(Redactor):
+    def turn(self, turn):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    def feedback(self, feedback):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+
+def test_a_failing_redactor_logs_nothing(models: Models, tmp_path: Path) -> None:
+    redactor = _Broken(parse_redaction_config({}, environ={"VOXLOOP_PRIVACY_SALT": SALT}))
+    writer = LogWriter(tmp_path / "log")
+    service = Service(ServeConfig(model=models.v1), writer=writer, redactor=redactor,
+                      now=lambda: datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+
+    async def go() -> None:
+        await service.start()
+        await service.load_initial()
+        answers = await service.parse(ParseRequest([TEXTS[0]], batch=False, user_id="alice"),
+                                      channel="http")  # fmt: skip
+        assert answers[0].parse.text == TEXTS[0]  # the user is still answered
+        service.feedback(FeedbackRequest(answers[0].turn_id, "rating", 1.0, user_id="alice"))
+        await service.stop()
+
+    asyncio.run(go())
+    assert writer.rows_written == 0 and not list((tmp_path / "log").rglob("*.parquet"))
+    assert service.metrics.rejected.value(reason="redaction_failed") == 2
