@@ -130,6 +130,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["critical", "error", "warning", "info", "debug"],
         help="server log verbosity (default: %(default)s)",
     )
+    from voxloop.serve.recognize import add_speech_arguments
+
+    add_speech_arguments(p)
 
 
 def _positive(value: float, key: str) -> None:
@@ -202,7 +205,10 @@ def run(args: argparse.Namespace) -> int:
             config.log_dir, flush_interval=config.flush_interval, flush_rows=config.flush_rows
         )
     service = Service(config, registry=registry, writer=writer)
-    wyoming = WyomingEndpoint(config.wyoming, service) if config.wyoming else None
+    from voxloop.serve.recognize import speech_from_args
+
+    speech = speech_from_args(args, service)
+    wyoming = WyomingEndpoint(config.wyoming, service, speech) if config.wyoming else None
     keys = ApiKeys.from_env(admin_env=args.admin_key_env, parse_env=args.api_key_env)
     failures: list[str] = []
     server: uvicorn.Server | None = None
@@ -212,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = create_app(service, keys=keys, wyoming=wyoming, on_fatal=on_fatal)
+    app = create_app(service, keys=keys, wyoming=wyoming, on_fatal=on_fatal, speech=speech)
 
     class GracefulServer(uvicorn.Server):
         """Exits with status 0 after a graceful stop on SIGTERM/SIGINT (uvicorn would
