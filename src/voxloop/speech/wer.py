@@ -8,8 +8,9 @@ so slots are compared as (label, value) pairs, as SLURP does:
   among the gold slots, the gold slot of that label with the lowest distance to it is a
   true positive and that distance is added to both false positives and false negatives;
   unmatched slots count whole. The word distance is the word edit distance over the gold
-  value's length, the char distance the character edit distance over the gold value's
-  length; SLU-F1 pools the counts of both (SLURP's ``slu_f1``).
+  value's length, the char distance the character edit distance (spaces ignored) over the
+  gold value's length, both capped at 1; SLU-F1 pools the counts of both (SLURP's
+  ``slu_f1``). Micro-averaged over all labels.
 """
 
 from __future__ import annotations
