@@ -7,6 +7,7 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from voxloop.errors import ConfigError
 from voxloop.serve.auth import ADMIN_KEY_ENV, API_KEY_ENV, ApiKeys
@@ -182,6 +183,16 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     )
 
 
+def _speech(args: argparse.Namespace, service: Any, wyoming: Any) -> Any:
+    """The recognizer front end ``--recognizer`` asks for (None without it), also on Wyoming."""
+    from voxloop.serve.recognize import speech_from_args
+
+    speech = speech_from_args(args, service)
+    if wyoming is not None:
+        wyoming.speech = speech
+    return speech
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT (then answer what is queued and flush the log)."""
     import uvicorn
@@ -205,10 +216,8 @@ def run(args: argparse.Namespace) -> int:
             config.log_dir, flush_interval=config.flush_interval, flush_rows=config.flush_rows
         )
     service = Service(config, registry=registry, writer=writer)
-    from voxloop.serve.recognize import speech_from_args
-
-    speech = speech_from_args(args, service)
-    wyoming = WyomingEndpoint(config.wyoming, service, speech) if config.wyoming else None
+    wyoming = WyomingEndpoint(config.wyoming, service) if config.wyoming else None
+    speech = _speech(args, service, wyoming)
     keys = ApiKeys.from_env(admin_env=args.admin_key_env, parse_env=args.api_key_env)
     failures: list[str] = []
     server: uvicorn.Server | None = None
