@@ -109,6 +109,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if getattr(args, "speech", False):
+        from voxloop.speech import command as speech_command
+
+        return speech_command.run(args)
     from voxloop.data import load_corpus
     from voxloop.nlu.base import load_parser
     from voxloop.nlu.evaluate import evaluate, format_report
@@ -190,6 +194,12 @@ def _add_serve(sub: Any) -> None:
     p.set_defaults(func=command.run)
 
 
+def _add_speech_eval(ev: Any) -> None:
+    from voxloop.speech import command
+
+    command.add_arguments(ev)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxloop`` command."""
     from voxloop import __version__
@@ -245,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test", help="split to evaluate (default test)")
     ev.add_argument("--locales")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_speech_eval(ev)
     ev.set_defaults(func=cmd_eval)
 
     parse = sub.add_parser("parse", help="parse texts (arguments, or one per line on stdin)")

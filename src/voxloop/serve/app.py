@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -37,6 +37,9 @@ from voxloop.serve.payloads import (
 from voxloop.serve.registry import RegistryError
 from voxloop.serve.service import Answer, NotReady, QueueFull, Service
 from voxloop.serve.wyoming import WyomingEndpoint
+
+if TYPE_CHECKING:
+    from voxloop.serve.recognize import SpeechEndpoint
 
 __all__ = ["create_app"]
 
@@ -83,10 +86,12 @@ def create_app(
     keys: ApiKeys | None = None,
     wyoming: WyomingEndpoint | None = None,
     on_fatal: Callable[[str], None] | None = None,
+    speech: SpeechEndpoint | None = None,
 ) -> Starlette:
     """The ASGI app. Its lifespan starts the batcher, the log writer and the Wyoming
     endpoint, loads ``service.config.model`` in the background (``/readyz`` says when it
     is ready), and on shutdown answers what is queued and flushes the log.
+    With ``speech`` (a recognizer) it also serves ``POST /v1/recognize`` (`serve.recognize`).
     ``on_fatal`` is called with the reason when the initial model cannot be loaded."""
     keys = keys or ApiKeys()
     config = service.config
@@ -300,12 +305,19 @@ def create_app(
             Route("/admin/models", admin(load_model), methods=["POST"]),
             Route("/admin/models/{version}/activate", admin(activate_model), methods=["POST"]),
             Route("/admin/models/{version}", admin(unload_model), methods=["DELETE"]),
+            *([] if speech is None else [_recognize_route(speech, keys)]),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
     app.add_middleware(ObserveMiddleware, metrics=service.metrics)
     return app
+
+
+def _recognize_route(speech: SpeechEndpoint, keys: ApiKeys) -> Route:
+    from voxloop.serve.recognize import recognize_route
+
+    return recognize_route(speech, keys)
 
 
 def _too_big(size: int, limit: int) -> str:

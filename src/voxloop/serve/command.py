@@ -7,6 +7,7 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from voxloop.errors import ConfigError
 from voxloop.serve.auth import ADMIN_KEY_ENV, API_KEY_ENV, ApiKeys
@@ -178,6 +179,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["critical", "error", "warning", "info", "debug"],
         help="server log verbosity (default: %(default)s)",
     )
+    from voxloop.serve.recognize import add_speech_arguments
+
+    add_speech_arguments(p)
 
 
 def _positive(value: float, key: str) -> None:
@@ -243,6 +247,16 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     )
 
 
+def _speech(args: argparse.Namespace, service: Any, wyoming: Any) -> Any:
+    """The recognizer front end ``--recognizer`` asks for (None without it), also on Wyoming."""
+    from voxloop.serve.recognize import speech_from_args
+
+    speech = speech_from_args(args, service)
+    if wyoming is not None:
+        wyoming.speech = speech
+    return speech
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT (then answer what is queued and flush the log)."""
     import uvicorn
@@ -288,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
         redactor=redactor,
     )  # fmt: skip
     wyoming = WyomingEndpoint(config.wyoming, service) if config.wyoming else None
+    speech = _speech(args, service, wyoming)
     keys = ApiKeys.from_env(admin_env=args.admin_key_env, parse_env=args.api_key_env)
     failures: list[str] = []
     server: uvicorn.Server | None = None
@@ -297,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = create_app(service, keys=keys, wyoming=wyoming, on_fatal=on_fatal)
+    app = create_app(service, keys=keys, wyoming=wyoming, on_fatal=on_fatal, speech=speech)
 
     class GracefulServer(uvicorn.Server):
         """Exits with status 0 after a graceful stop on SIGTERM/SIGINT (uvicorn would

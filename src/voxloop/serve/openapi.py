@@ -197,6 +197,29 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                 "timestamp": {"type": "string", "format": "date-time"},
             },
         },
+        "RecognizeResult": {
+            "type": "object",
+            "properties": {
+                "transcript": {"type": "string", "description": "spoken form; empty: no speech"},
+                "nbest": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "text": {"type": "string"},
+                            "raw": {"type": "string"},
+                            "score": number,
+                        },
+                    },
+                },
+                "parse": {"oneOf": [_ref("ParseResult"), {"type": "null"}]},
+                "turn_id": {"type": ["string", "null"]},
+                "recognizer": {"type": "string"},
+                "audio_seconds": number,
+                "recognize_ms": number,
+                "latency_ms": number,
+            },
+        },
         "LoadModel": {
             "type": "object",
             "additionalProperties": False,
@@ -274,6 +297,28 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
             _ERRORS,
             code="202",
         ),
+        "/v1/recognize": {
+            "post": {
+                "summary": "Recognise speech (a WAV, FLAC or OGG body), parse the transcript and "
+                "log it as a turn (channel speech). Only with voxloop serve --recognizer.",
+                "security": _SECURITY,
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in ("user_id", "session_id", "locale")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        t: {"schema": {"type": "string", "format": "binary"}}
+                        for t in ("audio/wav", "audio/flac", "audio/ogg")
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("RecognizeResult"), "Transcript, n-best and parse"),
+                    **{k: v for k, v in _ERRORS.items() if k != "400"},
+                },
+            }
+        },
         "/healthz": get("The process is up", _json({"type": "object"}, "Alive")),
         "/readyz": get(
             "A model is loaded and warmed up",

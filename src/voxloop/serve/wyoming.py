@@ -4,6 +4,11 @@
 model handles; ``recognize`` → ``intent`` (name, entities, and the turn id in its context)
 or ``not-recognized``; an overloaded or not-ready server answers ``error``. Recognitions go
 through the same micro-batcher and turn log as HTTP requests (channel ``wyoming``).
+
+With a recognizer (``voxloop serve --recognizer``) it is also an ASR service: ``transcribe``,
+``audio-start``, ``audio-chunk``... ``audio-stop`` → ``transcript`` (the turn id, intent and
+n-best in its context; logged with channel ``speech``). Chunks are buffered up to
+``--max-audio-seconds``; a longer utterance is answered with an ``error`` event.
 """
 
 from __future__ import annotations
@@ -11,11 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import Attribution, Describe, Info, IntentModel, IntentProgram
+from wyoming.info import (
+    AsrModel,
+    AsrProgram,
+    Attribution,
+    Describe,
+    Info,
+    IntentModel,
+    IntentProgram,
+)
 from wyoming.intent import Entity, Intent, NotRecognized, Recognize
 from wyoming.server import AsyncEventHandler, AsyncServer
 
@@ -23,19 +38,46 @@ from voxloop import __version__
 from voxloop.serve.payloads import BadRequest, ParseRequest, check_text
 from voxloop.serve.service import NotReady, QueueFull, Service
 
+if TYPE_CHECKING:
+    from voxloop.serve.recognize import SpeechEndpoint
+
 __all__ = ["IntentHandler", "WyomingEndpoint", "describe"]
 
 _log = logging.getLogger(__name__)
 _ATTRIBUTION = Attribution(name="voxloop", url="https://pypi.org/project/voxloop/")
 
 
-def describe(service: Service) -> Info:
-    """The ``info`` answer: the intents of the active model, one `IntentModel` each."""
+def describe(service: Service, speech: SpeechEndpoint | None = None) -> Info:
+    """The ``info`` answer: the intents of the active model, one `IntentModel` each (and an
+    ASR program when the server has a recognizer)."""
     model = service.registry.active
     intents = model.intents if model is not None else []
     languages = model.locales if model is not None else []
     version = model.version if model is not None else None
+    asr = []
+    if speech is not None:
+        name = getattr(speech.recognizer, "name", "asr")
+        asr = [
+            AsrProgram(
+                name=f"voxloop-{name}",
+                attribution=_ATTRIBUTION,
+                installed=True,
+                description=f"voxloop speech front end ({name})",
+                version=__version__,
+                models=[
+                    AsrModel(
+                        name=name,
+                        attribution=_ATTRIBUTION,
+                        installed=True,
+                        description=f"{name} recognizer",
+                        version=None,
+                        languages=["en"],
+                    )
+                ],
+            )
+        ]
     return Info(
+        asr=asr,
         intent=[
             IntentProgram(
                 name="voxloop",
@@ -55,7 +97,7 @@ def describe(service: Service) -> Info:
                     for intent in intents
                 ],
             )
-        ]
+        ],
     )
 
 
@@ -63,17 +105,84 @@ class IntentHandler(AsyncEventHandler):
     """One Wyoming connection."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, service: Service
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        service: Service,
+        speech: SpeechEndpoint | None = None,
     ) -> None:
         super().__init__(reader, writer)
         self.service = service
+        self.speech = speech
+        self.audio = None
+        if speech is not None:
+            from voxloop.serve.recognize import AudioBuffer
+
+            self.audio = AudioBuffer(speech.limits.max_seconds)
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
-            await self.write_event(describe(self.service).event())
+            await self.write_event(describe(self.service, self.speech).event())
         elif Recognize.is_type(event.type):
             await self.write_event(await self.recognize(event))
+        elif self.audio is not None and (
+            Transcribe.is_type(event.type)
+            or AudioStart.is_type(event.type)
+            or AudioChunk.is_type(event.type)
+            or AudioStop.is_type(event.type)
+        ):
+            answer = await self.transcribe(event)
+            if answer is not None:
+                await self.write_event(answer)
         return True
+
+    async def transcribe(self, event: Event) -> Event | None:
+        """The ASR events: buffer the audio (bounded), answer ``transcript`` on audio-stop."""
+        assert self.audio is not None and self.speech is not None
+        try:
+            if Transcribe.is_type(event.type):
+                self.audio.active = False
+                return None
+            if AudioStart.is_type(event.type):
+                start = AudioStart.from_event(event)
+                self.audio.start(start.rate, start.width, start.channels)
+                return None
+            if AudioChunk.is_type(event.type):
+                chunk = AudioChunk.from_event(event)
+                self.audio.add(chunk.audio or b"", chunk.rate, chunk.width, chunk.channels)
+                return None
+            if self.audio.overflowed:
+                self.audio.take()
+                limit = self.speech.limits.max_seconds
+                return Error(
+                    text=f"audio longer than {limit:g} s (--max-audio-seconds)",
+                    code="audio-too-long",
+                ).event()
+            samples = self.audio.take()
+            if samples.size == 0:
+                return Transcript(text="").event()
+            result = await self.speech.understand(samples)
+        except BadRequest as e:
+            return Error(text=e.message, code="bad-request").event()
+        except NotReady as e:
+            return Error(text=f"not ready: {e}", code="not-ready").event()
+        except QueueFull:
+            return Error(text="overloaded: try again", code="overloaded").event()
+        except TimeoutError:
+            return Error(text="timed out", code="timeout").event()
+        context: dict[str, Any] = {
+            "nbest": [{"text": h.text, "score": h.score} for h in result.recognition.hypotheses]
+        }
+        if result.answer is not None:
+            parse = result.answer.parse
+            context.update(
+                turn_id=result.answer.turn_id,
+                intent=parse.intent,
+                confidence=parse.confidence,
+                model_version=result.answer.model_version,
+            )
+        return Transcript(text=result.recognition.text, context=context).event()
 
     async def recognize(self, event: Event) -> Event:
         """Answer one ``recognize`` event."""
@@ -116,14 +225,15 @@ class IntentHandler(AsyncEventHandler):
 class WyomingEndpoint:
     """The Wyoming server (``tcp://HOST:PORT`` or ``unix://PATH``) of a `Service`."""
 
-    def __init__(self, uri: str, service: Service) -> None:
+    def __init__(self, uri: str, service: Service, speech: SpeechEndpoint | None = None) -> None:
         self.uri = uri
         self.service = service
+        self.speech = speech
         self._server: AsyncServer | None = None
 
     async def start(self) -> None:
         self._server = AsyncServer.from_uri(self.uri)
-        await self._server.start(partial(IntentHandler, service=self.service))
+        await self._server.start(partial(IntentHandler, service=self.service, speech=self.speech))
         _log.info("Wyoming endpoint on %s", self.uri)
 
     async def stop(self) -> None:

