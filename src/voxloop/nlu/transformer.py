@@ -131,7 +131,8 @@ def _build_model(
             if layers is not None:
                 if not 1 <= layers <= config.num_hidden_layers:
                     raise ConfigError(
-                        f"must be between 1 and {config.num_hidden_layers}, not {layers}", "layers"
+                        f"must be between 1 and {config.num_hidden_layers}, not {layers}",
+                        key="layers",
                     )
                 self.encoder.encoder.layer = nn.ModuleList(self.encoder.encoder.layer[:layers])
                 config.num_hidden_layers = layers
@@ -334,10 +335,14 @@ class TransformerParser:
         dev: Sequence[Utterance] | None = None,
         *,
         on_stage: Callable[[str], object] | None = None,
+        vocabulary_texts: Sequence[str] = (),
     ) -> Self:
         """Fine-tune on labelled utterances; ``dev`` early-stops and calibrates.
 
         ``on_stage`` is called with a stage name after each epoch and each later stage.
+        ``vocabulary_texts``: unlabelled texts whose pieces a pruned vocabulary keeps too
+        (text in the languages the model must serve but has no training data for, as in
+        zero-shot transfer: pruned to English pieces, other scripts would be ``<unk>``).
         """
         if not train:
             raise DataError("no training utterances")
@@ -355,7 +360,7 @@ class TransformerParser:
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         try:
-            self._fit(torch, list(train), list(dev) if dev else None, on_stage)
+            self._fit(torch, list(train), list(dev) if dev else None, on_stage, vocabulary_texts)
         finally:
             torch.set_num_threads(previous_threads)
         self.training_seconds_ = time.perf_counter() - started
@@ -372,6 +377,7 @@ class TransformerParser:
         train: list[Utterance],
         dev: list[Utterance] | None,
         on_stage: Callable[[str], object] | None,
+        vocabulary_texts: Sequence[str] = (),
     ) -> None:
         from tqdm.auto import tqdm
 
@@ -412,7 +418,7 @@ class TransformerParser:
         spec = (source / TOKENIZER_FILE).read_text("utf-8")
         kept = None
         if self.prune_vocabulary and encoder.unigram:
-            spec, kept = prune_unigram(spec, [u.text for u in train])
+            spec, kept = prune_unigram(spec, [u.text for u in train] + list(vocabulary_texts))
         (workdir / TOKENIZER_FILE).write_text(spec, "utf-8")
         tokenizer = load_tokenizer(workdir / TOKENIZER_FILE)
         self.vocabulary_size_ = tokenizer.get_vocab_size()
