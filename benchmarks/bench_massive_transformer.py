@@ -21,7 +21,8 @@ p50/p99 ms over the first ``--latency-texts`` test texts. torch and onnxruntime 
     python benchmarks/bench_massive_transformer.py --experiment full --layers 6 \\
         --freeze-layers 2 --epochs 1 --fraction 0.25 --json /tmp/massive_full.json
 
-Prints Markdown tables; --json FILE writes every figure; --save DIR keeps the model.
+Prints Markdown tables; --json FILE writes every figure; --save DIR keeps the model;
+--model DIR evaluates a kept model again; --compare A.json B.json prints B's gain over A.
 """
 
 from __future__ import annotations
@@ -181,6 +182,25 @@ def print_table(figures: dict[str, Any]) -> None:
         print(f"| {name} | {' | '.join(cells)} | {ref_cell} | {speed} |")
 
 
+def compare(before: Path, after: Path, precision: str = "int8") -> None:
+    """Per-locale gain of ``after`` over ``before`` (e.g. few-shot over zero-shot)."""
+    a = json.loads(before.read_text())["results"][precision]
+    b = json.loads(after.read_text())["results"][precision]
+    keys = ("intent_accuracy", "slot_f1", "exact_match")
+    print(f"\n| locale | {before.stem} | {after.stem} | gain |")
+    print("|---|---|---|---|")
+    for loc in [*a, "average"]:
+        if loc == "average":
+            x = [average(a, k) for k in keys]
+            y = [average(b, k) for k in keys]
+        else:
+            x = [a[loc][k] for k in keys]
+            y = [b[loc][k] for k in keys]
+        cells = [" / ".join(f"{100 * v:.1f}" for v in row) for row in (x, y)]
+        gain = " / ".join(f"{100 * (v - u):+.1f}" for u, v in zip(x, y, strict=True))
+        print(f"| {loc} | {cells[0]} | {cells[1]} | {gain} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", choices=["full", "zero-shot", "few-shot"], default="full")
@@ -207,7 +227,13 @@ def main() -> None:
         "--model", type=Path, help="evaluate this saved model (written by --save); no training"
     )
     ap.add_argument("--json", type=Path, help="write all figures to this file")
+    ap.add_argument(
+        "--compare", nargs=2, type=Path, metavar="JSON", help="print the per-locale gain; no run"
+    )
     args = ap.parse_args()
+    if args.compare:
+        compare(*args.compare)
+        return
     args.locales = args.locales.split(",")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
