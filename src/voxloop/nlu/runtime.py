@@ -158,6 +158,36 @@ class Decoder:
                     if u == "O" or u[2:] != t[2:]:
                         self._transitions[i, j] = -np.inf
 
+    def _word_tags(
+        self, firsts: Sequence[int], slot_logp: npt.NDArray[np.float64], intent: int
+    ) -> tuple[list[str], list[float]]:
+        """BIO tags and confidences of the words whose first sub-words are ``firsts``.
+
+        A word's scores are its first sub-word's; a word without sub-words is "O". A word
+        inside the same sub-word as the word before it (one piece covering several
+        characters of a script without spaces, e.g. "明天") has no scores of its own: it
+        continues the previous word's slot ("I-" of its label) or stays "O".
+        """
+        cols = self._all if self.allowed is None else np.flatnonzero(self.allowed[intent])
+        heads = [w for w, j in enumerate(firsts) if w == 0 or j < 0 or j != firsts[w - 1]]
+        scores = np.full((len(heads), len(cols)), -np.inf)
+        scores[:, np.searchsorted(cols, self._outside)] = 0.0
+        for row, w in enumerate(heads):
+            if firsts[w] >= 0:
+                scores[row] = slot_logp[firsts[w], cols]
+        path = viterbi(scores, self._transitions[np.ix_(cols, cols)], self._start[cols])
+        tags: list[str] = []
+        confidences: list[float] = []
+        row = -1
+        for w in range(len(firsts)):
+            if row + 1 < len(heads) and heads[row + 1] == w:
+                row += 1
+                tags.append(self.tags[cols[path[row]]])
+            else:
+                tags.append("O" if tags[-1] == "O" else "I-" + tags[-1][2:])
+            confidences.append(float(np.exp(scores[row, path[row]])))
+        return tags, confidences
+
     def decode(
         self,
         texts: Sequence[str],
@@ -183,16 +213,9 @@ class Decoder:
             tags: list[str] = []
             confidences: list[float] = []
             if tokens:
-                # Word scores: the first sub-word's; a word without sub-words is "O".
-                cols = self._all if self.allowed is None else np.flatnonzero(self.allowed[best[i]])
-                scores = np.full((len(tokens), len(cols)), -np.inf)
-                scores[:, np.searchsorted(cols, self._outside)] = 0.0
-                for w, j in enumerate(first_subwords(tokens, offsets[i])):
-                    if j >= 0:
-                        scores[w] = slot_logp[i, j, cols]
-                path = viterbi(scores, self._transitions[np.ix_(cols, cols)], self._start[cols])
-                tags = [self.tags[cols[t]] for t in path]
-                confidences = [float(np.exp(scores[w, t])) for w, t in enumerate(path)]
+                tags, confidences = self._word_tags(
+                    first_subwords(tokens, offsets[i]), slot_logp[i], best[i]
+                )
             out.append(
                 Parse(
                     text=text,
