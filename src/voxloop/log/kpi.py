@@ -2,9 +2,12 @@
 
 Every KPI is one ``.sql`` file in ``voxloop/log/kpi/`` that DuckDB and Spark SQL run alike
 (the common subset: ``CASE``, ``COALESCE``, ``NULLIF``, ``CAST``, ``LEAD``/``ROW_NUMBER``/
-``SUM OVER``, ``SUBSTRING``/``LOWER``/``CONCAT``/``LENGTH``, ``CEIL``, joins). First
-``turn_facts.sql`` computes one row per turn with every signal as a 0/1 column (the
-definitions are in that file), then each KPI is a ``GROUP BY`` over it:
+``DENSE_RANK``/``SUM OVER``, ``SUBSTRING``/``LOWER``/``CONCAT``/``LENGTH``, ``CEIL``, joins).
+First ``rephrase_candidates.sql`` keeps the turns whose user spoke again within the
+rephrase window (a ``LEAD`` window, linear in the log), then ``turn_facts.sql`` computes
+one row per turn with every signal as a 0/1 column (the definitions are in that file;
+trigram similarity only for the distinct text pairs of the candidates), then each KPI is a
+``GROUP BY`` over it:
 
 ===================  ======================================================================
 table                what
@@ -55,6 +58,7 @@ from voxloop.log.store import LogStore
 __all__ = [
     "KPI_TABLES",
     "SLICE_COLUMNS",
+    "STAGES",
     "KpiOptions",
     "arm_users_sql",
     "compute_kpis",
@@ -75,6 +79,8 @@ KPI_TABLES = (
     "arms",
     "friction_examples",
 )
+# Tables materialised, in order, before the KPIs (each KPI is a GROUP BY over turn_facts).
+STAGES = ("rephrase_candidates", "turn_facts")
 # Columns of turn_facts one can slice by (--by).
 SLICE_COLUMNS = (
     "domain",
@@ -241,8 +247,10 @@ def compute_kpis(
 
 
 def run_kpis(engine: Engine, options: KpiOptions) -> dict[str, pa.Table]:
-    """Materialise ``turn_facts`` on ``engine``, then run each KPI of ``options``."""
-    engine.materialize("turn_facts", kpi_sql("turn_facts", options))
+    """Materialise ``rephrase_candidates`` and ``turn_facts`` on ``engine``, then run each
+    KPI of ``options``."""
+    for stage in STAGES:
+        engine.materialize(stage, kpi_sql(stage, options))
     return {name: engine.sql(kpi_sql(name, options)) for name in options.tables}
 
 

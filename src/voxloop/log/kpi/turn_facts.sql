@@ -12,55 +12,63 @@
 -- barge_in, abandoned, negative_feedback  from the feedback (see turns_with_feedback.sql)
 -- defect          not_recognized OR rephrased OR barge_in OR abandoned OR negative_feedback
 --
+-- Candidates (rephrase_candidates.sql, materialised first): turns whose same user spoke
+-- again within ${window_s} s.
+--
 -- Trigrams without a UDF: _trigram_positions holds (len, i) for every start position i
 -- of a trigram in a string of length len, so an equi-join on len = LENGTH(text) explodes
 -- a text into SUBSTRING(text, i, 3) for i = 1 .. len - 2, in DuckDB and Spark alike.
-WITH seq AS (
+-- Similarity is computed once per DISTINCT (text, next text) pair of the candidates,
+-- not once per turn: assistant traffic repeats the same utterances, so distinct pairs are
+-- far fewer than candidate turns. Texts and trigrams get integer ids (cheap join and group
+-- keys).
+-- |A n B| = |A| + |B| - |A u B|, with |A u B| a COUNT(DISTINCT) over both trigram sets:
+-- two-way joins only (a three-way join on the trigram lets a planner join trigram to
+-- trigram across all texts first, which explodes).
+WITH texts AS (
+  SELECT s, DENSE_RANK() OVER (ORDER BY s) AS id
+  FROM (SELECT a AS s FROM rephrase_candidates UNION SELECT b AS s FROM rephrase_candidates) u
+),
+text_pairs AS (
+  SELECT DISTINCT ta.id AS a_id, tb.id AS b_id, c.a, c.b
+  FROM rephrase_candidates c
+  JOIN texts ta ON ta.s = c.a
+  JOIN texts tb ON tb.s = c.b
+),
+text_grams AS (
+  SELECT DISTINCT t.id, SUBSTRING(t.s, g.i, 3) AS gram
+  FROM texts t JOIN _trigram_positions g ON g.len = LENGTH(t.s)
+),
+gram_ids AS (
+  SELECT gram, DENSE_RANK() OVER (ORDER BY gram) AS gram_id
+  FROM (SELECT DISTINCT gram FROM text_grams) d
+),
+grams AS (
+  SELECT tg.id, gi.gram_id FROM text_grams tg JOIN gram_ids gi ON gi.gram = tg.gram
+),
+pair_grams AS (
+  SELECT p.a_id, p.b_id, g.gram_id FROM text_pairs p JOIN grams g ON g.id = p.a_id
+  UNION ALL
+  SELECT p.a_id, p.b_id, g.gram_id FROM text_pairs p JOIN grams g ON g.id = p.b_id
+),
+gram_counts AS (
+  SELECT a_id, b_id, COUNT(*) AS both_n, COUNT(DISTINCT gram_id) AS union_n
+  FROM pair_grams
+  GROUP BY a_id, b_id
+),
+text_similarity AS (
   SELECT
-    turn_id,
-    ts_us,
-    text,
-    LEAD(ts_us) OVER (PARTITION BY user_id ORDER BY ts_us, turn_id) AS next_ts_us,
-    LEAD(text) OVER (PARTITION BY user_id ORDER BY ts_us, turn_id) AS next_text
-  FROM turns
-  WHERE user_id IS NOT NULL
-),
-pairs AS (
-  SELECT
-    turn_id,
-    next_ts_us - ts_us AS gap_us,
-    next_text,
-    SUBSTRING(CONCAT(' ', LOWER(text), ' '), 1, ${max_chars}) AS a,
-    SUBSTRING(CONCAT(' ', LOWER(next_text), ' '), 1, ${max_chars}) AS b
-  FROM seq
-  WHERE next_ts_us IS NOT NULL AND next_ts_us - ts_us <= ${window_us}
-),
-grams_a AS (
-  SELECT DISTINCT p.turn_id, SUBSTRING(p.a, g.i, 3) AS gram
-  FROM pairs p JOIN _trigram_positions g ON g.len = LENGTH(p.a)
-),
-grams_b AS (
-  SELECT DISTINCT p.turn_id, SUBSTRING(p.b, g.i, 3) AS gram
-  FROM pairs p JOIN _trigram_positions g ON g.len = LENGTH(p.b)
-),
-size_a AS (SELECT turn_id, COUNT(*) AS n FROM grams_a GROUP BY turn_id),
-size_b AS (SELECT turn_id, COUNT(*) AS n FROM grams_b GROUP BY turn_id),
-shared AS (
-  SELECT a.turn_id, COUNT(*) AS n
-  FROM grams_a a JOIN grams_b b ON a.turn_id = b.turn_id AND a.gram = b.gram
-  GROUP BY a.turn_id
+    p.a,
+    p.b,
+    CAST(COALESCE(n.both_n, 0) - COALESCE(n.union_n, 0) AS DOUBLE)
+      / NULLIF(COALESCE(n.union_n, 0), 0) AS similarity
+  FROM text_pairs p
+  LEFT JOIN gram_counts n ON n.a_id = p.a_id AND n.b_id = p.b_id
 ),
 similarity AS (
-  SELECT
-    p.turn_id,
-    p.gap_us,
-    p.next_text,
-    CAST(COALESCE(s.n, 0) AS DOUBLE)
-      / NULLIF(COALESCE(sa.n, 0) + COALESCE(sb.n, 0) - COALESCE(s.n, 0), 0) AS similarity
-  FROM pairs p
-  LEFT JOIN size_a sa ON sa.turn_id = p.turn_id
-  LEFT JOIN size_b sb ON sb.turn_id = p.turn_id
-  LEFT JOIN shared s ON s.turn_id = p.turn_id
+  SELECT c.turn_id, c.gap_us, c.next_text, ts.similarity
+  FROM rephrase_candidates c
+  LEFT JOIN text_similarity ts ON ts.a = c.a AND ts.b = c.b
 ),
 flagged AS (
   SELECT
