@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxloop.nlu.base import parse_to_dict
-from voxloop.schema import Parse
+from voxloop.schema import RATING_SCALE, Parse
 
 __all__ = [
     "FALLBACK_INTENT",
@@ -214,6 +214,13 @@ def read_feedback_request(data: Any) -> FeedbackRequest:
     value = obj.get("value", 1.0)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadRequest(422, f"value must be a finite number, not {_type(value)}")
+    low, high = RATING_SCALE
+    if kind == "rating" and not low <= value <= high:
+        raise BadRequest(
+            422,
+            f"value of a rating must be in [{low:g}, {high:g}] (0 worst, 1 best; send a 1-5 "
+            f"star score s as (s - 1) / 4), got {value!r}",
+        )
     return FeedbackRequest(turn_id, kind, float(value), _optional_id(obj, "user_id"))
 
 
