@@ -6,8 +6,11 @@
 -- rephrased       the same user spoke again within ${window_s} s, and the two texts share
 --                 at least ${similarity} of their character trigrams (Jaccard similarity of
 --                 the sets of trigrams of the lower-cased texts padded with one space each
---                 side, on their first ${max_chars} characters); or the client reported a
---                 rephrase of the turn in the feedback. The flag is on the turn that was
+--                 side, on their first ${max_chars} characters); or it came within
+--                 ${quick_s} s after a turn the parser declined or was unsure of (low_confidence)
+--                 and shares at least ${quick_similarity} of the trigrams (a quick retry: a
+--                 paraphrase shares few characters); or the client reported a rephrase of the
+--                 turn in the feedback. The flag is on the turn that was
 --                 rephrased (the failed one), not on the rephrase.
 -- barge_in, abandoned, negative_feedback  from the feedback (see turns_with_feedback.sql)
 -- defect          not_recognized OR rephrased OR barge_in OR abandoned OR negative_feedback
@@ -78,7 +81,10 @@ flagged AS (
     CAST(s.gap_us AS DOUBLE) / 1000000 AS next_gap_s,
     CASE WHEN t.intent IS NULL THEN 1 ELSE 0 END AS not_recognized,
     CASE WHEN t.confidence < ${low_confidence} THEN 1 ELSE 0 END AS low_confidence,
-    CASE WHEN s.similarity >= ${similarity} OR t.rephrase_reported = 1 THEN 1 ELSE 0 END
+    CASE WHEN s.similarity >= ${similarity}
+              OR (s.gap_us <= ${quick_us} AND s.similarity >= ${quick_similarity}
+                  AND (t.intent IS NULL OR t.confidence < ${low_confidence}))
+              OR t.rephrase_reported = 1 THEN 1 ELSE 0 END
       AS rephrased
   FROM turns_with_feedback t
   LEFT JOIN similarity s ON s.turn_id = t.turn_id
