@@ -216,7 +216,9 @@ def run_pandas(log: str, memory: str) -> dict:
 
 def child(engine: str, log: str, memory: str) -> None:
     result = {"duckdb": run_duckdb, "pandas": run_pandas, "spark": run_spark}[engine](log, memory)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 1024**2
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # all threads; JVM children not
     print(json.dumps({"engine": engine, "seconds": result.pop("seconds"), "peak_gb": peak,
                       "result": result}, default=str))  # fmt: skip
 
@@ -310,6 +312,7 @@ def main() -> None:
                               "seconds": statistics.median(r["seconds"] for r in ok),
                               "peak_gb": max(r["peak_gb"] for r in ok),
                               "peak_tree_gb": max(r["peak_tree_gb"] for r in ok),
+                "cpu_seconds": statistics.median(r["result"]["cpu_seconds"] for r in ok),
                               "loads": [[round(x, 2) for x in r["load"]] for r in ok]}  # fmt: skip
     print(f"KPI suite over {log} ({os.cpu_count()} cores)")
     for e, r in results.items():
@@ -317,12 +320,14 @@ def main() -> None:
             print(f"  {e:7s} FAILED: {r['error']} (peak {r.get('peak_tree_gb', 0):.2f} GB, "
                   f"load 1-min before/after {r.get('load')})")  # fmt: skip
             continue
-        print(f"  {e:7s} {r['seconds']:8.1f} s (median of {r['runs']})  peak RSS "
+        print(f"  {e:7s} {r['seconds']:8.1f} s (median of {r['runs']}), CPU "
+              f"{r['cpu_seconds']:.0f} s  peak RSS "
               f"{r['peak_gb']:.2f} GB (process tree {r['peak_tree_gb']:.2f} GB)  "
               f"load 1-min before/after {r['loads']}")  # fmt: skip
     d, pd_ = results.get("duckdb", {}), results.get("pandas", {})
     if "seconds" in d and "seconds" in pd_:
-        print(f"  pandas / DuckDB: {pd_['seconds'] / d['seconds']:.1f}x")
+        print(f"  pandas / DuckDB: {pd_['seconds'] / d['seconds']:.1f}x wall time, "
+              f"{pd_['cpu_seconds'] / d['cpu_seconds']:.1f}x CPU time")  # fmt: skip
     if d.get("result", {}).get("rephrase"):
         q = d["result"]["rephrase"]
         print("  rephrase detector vs ground truth: "
