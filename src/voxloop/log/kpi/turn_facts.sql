@@ -25,9 +25,10 @@
 -- not once per turn: assistant traffic repeats the same utterances, so distinct pairs are
 -- far fewer than candidate turns. Texts and trigrams get integer ids (cheap join and group
 -- keys).
--- |A n B| = |A| + |B| - |A u B|, with |A u B| a COUNT(DISTINCT) over both trigram sets:
--- two-way joins only (a three-way join on the trigram lets a planner join trigram to
--- trigram across all texts first, which explodes).
+-- |A n B| counts the trigrams of text a found among those of text b: each (text, trigram)
+-- is one BIGINT key (text id * 2^32 + trigram id), so the lookup is a two-way equi-join
+-- that no planner can reorder into a trigram-to-trigram join across all texts (which
+-- explodes), and no large COUNT(DISTINCT) is needed.
 WITH texts AS (
   SELECT s, DENSE_RANK() OVER (ORDER BY s) AS id
   FROM (SELECT a AS s FROM rephrase_candidates UNION SELECT b AS s FROM rephrase_candidates) u
@@ -47,26 +48,29 @@ gram_ids AS (
   FROM (SELECT DISTINCT gram FROM text_grams) d
 ),
 grams AS (
-  SELECT tg.id, gi.gram_id FROM text_grams tg JOIN gram_ids gi ON gi.gram = tg.gram
+  SELECT tg.id, gi.gram_id, CAST(tg.id AS BIGINT) * 4294967296 + gi.gram_id AS text_gram
+  FROM text_grams tg JOIN gram_ids gi ON gi.gram = tg.gram
 ),
-pair_grams AS (
-  SELECT p.a_id, p.b_id, g.gram_id FROM text_pairs p JOIN grams g ON g.id = p.a_id
-  UNION ALL
-  SELECT p.a_id, p.b_id, g.gram_id FROM text_pairs p JOIN grams g ON g.id = p.b_id
-),
-gram_counts AS (
-  SELECT a_id, b_id, COUNT(*) AS both_n, COUNT(DISTINCT gram_id) AS union_n
-  FROM pair_grams
-  GROUP BY a_id, b_id
+sizes AS (SELECT id, COUNT(*) AS n FROM grams GROUP BY id),
+shared AS (
+  SELECT pa.a_id, pa.b_id, COUNT(*) AS n
+  FROM (
+    SELECT p.a_id, p.b_id, CAST(p.b_id AS BIGINT) * 4294967296 + g.gram_id AS wanted
+    FROM text_pairs p JOIN grams g ON g.id = p.a_id
+  ) pa
+  JOIN grams gb ON gb.text_gram = pa.wanted
+  GROUP BY pa.a_id, pa.b_id
 ),
 text_similarity AS (
   SELECT
     p.a,
     p.b,
-    CAST(COALESCE(n.both_n, 0) - COALESCE(n.union_n, 0) AS DOUBLE)
-      / NULLIF(COALESCE(n.union_n, 0), 0) AS similarity
+    CAST(COALESCE(s.n, 0) AS DOUBLE)
+      / NULLIF(COALESCE(sa.n, 0) + COALESCE(sb.n, 0) - COALESCE(s.n, 0), 0) AS similarity
   FROM text_pairs p
-  LEFT JOIN gram_counts n ON n.a_id = p.a_id AND n.b_id = p.b_id
+  LEFT JOIN sizes sa ON sa.id = p.a_id
+  LEFT JOIN sizes sb ON sb.id = p.b_id
+  LEFT JOIN shared s ON s.a_id = p.a_id AND s.b_id = p.b_id
 ),
 similarity AS (
   SELECT c.turn_id, c.gap_us, c.next_text, ts.similarity
