@@ -1,12 +1,17 @@
 """The full KPI suite over a large simulated turn log: DuckDB vs pandas vs Spark.
 
-    python benchmarks/bench_kpi.py --turns 10000000 --workdir /tmp/voxloop-bench-kpi
+    python benchmarks/bench_kpi.py --turns 10000000 --memory 8GB
 
 Generates (once) a log of --turns turns with the fast generator: SLURP test utterances parsed
-by a classical model trained on SLURP dev. Then each engine runs in its own process (so peak
-memory is its own, from getrusage): DuckDB (voxloop.log.kpi, memory_limit --memory), the same
-KPIs written with pandas (checked equal to DuckDB's on the main tables), and Spark local[2].
-Prints wall time, peak RSS and the pandas/DuckDB ratio.
+by a classical model trained on SLURP dev; the generator's ground truth (which turns were
+rephrased, and how) is kept beside the log as ``log-N.truth.parquet``. Then each engine runs
+in its own process (so peak memory is its own, from getrusage): DuckDB (voxloop.log.kpi,
+memory_limit 3/4 of --memory so the whole process stays within it, 2 threads;
+--repeat times, median quoted), the same KPIs written with
+pandas, and Spark local[2]. Every rate per domain must be equal across engines (the script
+exits 1 otherwise). Prints wall time, peak RSS, the load average around each run, the
+pandas/DuckDB ratio, and the rephrase detector's precision and recall against the ground
+truth (overall and per kind of rephrase).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -40,20 +46,67 @@ def generate(workdir: Path, turns: int, days: int) -> Path:
                              threshold=0.3, files_per_day=2)  # fmt: skip
     print(f"generated {made.turns:,} turns, {made.feedback:,} feedback in "
           f"{time.perf_counter() - started:.0f} s -> {log}", file=sys.stderr)  # fmt: skip
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    truth = pa.table({"turn_id": list(made.rephrase_kinds),
+                      "kind": list(made.rephrase_kinds.values())})  # fmt: skip
+    pq.write_table(truth, f"{log}.truth.parquet")
     return log
+
+
+RATES = ("defect_rate", "not_recognized_rate", "low_confidence_rate", "rephrase_rate",
+         "barge_in_rate", "abandonment_rate", "negative_feedback_rate")  # fmt: skip
+
+
+def _by_domain(rows: list[dict]) -> dict:
+    return {r["domain"]: {"turns": r["turns"], **{k: round(r[k], 9) for k in RATES}}
+            for r in rows}  # fmt: skip
+
+
+def rephrase_quality(engine: object, truth: str) -> dict:
+    """Precision and recall of turn_facts.rephrased against the generator's ground truth."""
+    found = engine.sql(  # type: ignore[attr-defined]
+        f"SELECT f.rephrased, t.kind FROM turn_facts f LEFT JOIN "
+        f"read_parquet('{truth}') t ON t.turn_id = f.turn_id "
+        f"WHERE f.rephrased = 1 OR t.kind IS NOT NULL"
+    ).to_pylist()
+    flagged = sum(r["rephrased"] for r in found)
+    hits = [r["kind"] for r in found if r["rephrased"] and r["kind"]]
+    kinds = [r["kind"] for r in found if r["kind"]]
+    out = {"flagged": flagged, "true": len(kinds),
+           "precision": len(hits) / flagged if flagged else None,
+           "recall": len(hits) / len(kinds) if kinds else None}  # fmt: skip
+    for kind in sorted(set(kinds)):
+        out[f"recall_{kind}"] = hits.count(kind) / kinds.count(kind)
+    return out
 
 
 # --- the engines, each run in a child process -----------------------------------------
 def run_duckdb(log: str, memory: str) -> dict:
     from voxloop.log.engines import DuckDBEngine
-    from voxloop.log.kpi import compute_kpis
+    from voxloop.log.kpi import STAGES, KpiOptions, kpi_sql
     from voxloop.log.store import LogStore
 
-    engine = DuckDBEngine(LogStore(log), memory_limit=memory, threads=2)
-    kpis = compute_kpis(engine)
-    return {name: t.num_rows for name, t in kpis.items()} | {
-        "by_slice": kpis["by_slice"].to_pylist()
-    }
+    # what compute_kpis runs (run_kpis), each step timed: which KPI dominates
+    started = time.perf_counter()
+    # DuckDB's memory_limit bounds its buffer manager, not every allocation (at 10M turns a
+    # limit of 8GB gave a peak RSS of 8.8 GB): give it 3/4 of the budget
+    limit = f"{float(memory.upper().removesuffix('GB')) * 0.75:g}GB"
+    engine = DuckDBEngine(LogStore(log), memory_limit=limit, threads=2)
+    options, steps, kpis = KpiOptions(), {}, {}
+    for name in (*STAGES, *options.tables):
+        step = time.perf_counter()
+        if name in STAGES:
+            engine.materialize(name, kpi_sql(name, options))
+        else:
+            kpis[name] = engine.sql(kpi_sql(name, options))
+        steps[name] = round(time.perf_counter() - step, 2)
+    seconds = time.perf_counter() - started
+    truth = f"{log}.truth.parquet"
+    quality = rephrase_quality(engine, truth) if Path(truth).exists() else None
+    return {"seconds": seconds, "by_slice": _by_domain(kpis["by_slice"].to_pylist()),
+            "rephrase": quality, "steps": steps}  # fmt: skip
 
 
 def run_spark(log: str, memory: str) -> dict:
@@ -61,22 +114,25 @@ def run_spark(log: str, memory: str) -> dict:
     from voxloop.log.kpi import compute_kpis
     from voxloop.log.store import LogStore
 
+    started = time.perf_counter()
     engine = SparkEngine(LogStore(log), master="local[2]",
                          config={"spark.driver.memory": memory.lower().removesuffix("b")})  # fmt: skip
     try:
         kpis = compute_kpis(engine)
     finally:
         engine.close()
-    return {name: t.num_rows for name, t in kpis.items()} | {
-        "by_slice": kpis["by_slice"].to_pylist()
-    }
+    return {"seconds": time.perf_counter() - started,
+            "by_slice": _by_domain(kpis["by_slice"].to_pylist())}  # fmt: skip
 
 
 def run_pandas(log: str, memory: str) -> dict:
-    """The same definitions as voxloop/log/kpi/*.sql, in pandas."""
+    """The same definitions as voxloop/log/kpi/*.sql, in pandas (with the same algorithm
+    for the rephrase detector: candidates from the next turn of the same user, similarity
+    once per distinct text pair)."""
     import numpy as np
     import pandas as pd
 
+    started = time.perf_counter()
     files = sorted(Path(log, "turns").glob("date=*/part-*.parquet"))
     cols = ["turn_id", "ts", "user_id", "session_id", "text", "intent", "confidence",
             "top_intent", "ranking", "domain", "model_version", "experiment", "arm", "latency_ms"]  # fmt: skip
@@ -89,20 +145,25 @@ def run_pandas(log: str, memory: str) -> dict:
     del frames
     t["second_intent"] = t["ranking"].map(lambda r: r[1]["intent"] if len(r) > 1 else None)
     t = t.drop(columns="ranking")
-    fb = pd.concat([pd.read_parquet(f) for f in sorted(Path(log, "feedback").glob("date=*/*.parquet"))])
-    value = np.where(fb["value"] > 1, (fb["value"] - 1) / 4, fb["value"])
+    fb = pd.concat(
+        [pd.read_parquet(f) for f in sorted(Path(log, "feedback").glob("date=*/*.parquet"))]
+    )
+    value = fb["value"]  # ratings are on [0, 1] (voxloop.schema.RATING_SCALE)
     fb["barge_in"] = (fb["kind"] == "barge_in").astype(int)
     fb["abandoned"] = (fb["kind"] == "abandonment").astype(int)
     fb["rephrase_reported"] = (fb["kind"] == "rephrase").astype(int)
-    fb["negative_feedback"] = (((fb["kind"] == "rating") & (value < 0.5))
+    fb["negative_feedback"] = (((fb["kind"] == "rating") & (value >= 0) & (value < 0.5))
                                | ((fb["kind"] == "task_success") & (fb["value"] < 0.5))).astype(int)  # fmt: skip
     folded = fb.groupby("turn_id")[["barge_in", "abandoned", "rephrase_reported",
                                     "negative_feedback"]].max()  # fmt: skip
     t = t.merge(folded, left_on="turn_id", right_index=True, how="left")
     for c in folded.columns:
         t[c] = t[c].fillna(0).astype(int)
-    # rephrase: next turn of the same user within 30 s, trigram Jaccard >= 0.2
-    t["ts_us"] = t["ts"].astype("int64") // (1000 if str(t["ts"].dtype).startswith("datetime64[ns") else 1)
+    # rephrase: next turn of the same user within 30 s, trigram Jaccard >= 0.2, or within
+    # 8 s of a declined / low-confidence turn with Jaccard >= 0.05
+    t["ts_us"] = t["ts"].astype("int64") // (
+        1000 if str(t["ts"].dtype).startswith("datetime64[ns") else 1
+    )
     t = t.sort_values(["user_id", "ts_us", "turn_id"], kind="stable").reset_index(drop=True)
     same = t["user_id"].eq(t["user_id"].shift(-1))
     gap = t["ts_us"].shift(-1) - t["ts_us"]
@@ -113,14 +174,24 @@ def run_pandas(log: str, memory: str) -> dict:
         p = f" {s.lower()} "[:256]
         return {p[i : i + 3] for i in range(len(p) - 2)}
 
+    memo: dict[tuple[str, str], float] = {}
+
+    def jaccard(pair: tuple[str, str]) -> float:
+        if pair not in memo:
+            a, b = grams(pair[0]), grams(pair[1])
+            u = len(a | b)
+            memo[pair] = len(a & b) / u if u else 0.0
+        return memo[pair]
+
     sim = np.zeros(len(t))
-    for i in cand:
-        a, b = grams(texts[i]), grams(texts[i + 1])
-        u = len(a | b)
-        sim[i] = len(a & b) / u if u else 0.0
+    sim[cand] = [jaccard(p) for p in zip(texts[cand], texts[cand + 1], strict=True)]
+    quick = np.zeros(len(t), bool)
+    quick[cand] = gap.to_numpy()[cand] <= 8_000_000
     t["not_recognized"] = t["intent"].isna().astype(int)
     t["low_confidence"] = (t["confidence"] < 0.5).astype(int)
-    t["rephrased"] = ((sim >= 0.2) | (t["rephrase_reported"] == 1)).astype(int)
+    unsure = (t["not_recognized"] == 1) | (t["low_confidence"] == 1)
+    t["rephrased"] = ((sim >= 0.2) | (quick & (sim >= 0.05) & unsure)
+                      | (t["rephrase_reported"] == 1)).astype(int)  # fmt: skip
     t["defect"] = ((t["not_recognized"] + t["rephrased"] + t["barge_in"] + t["abandoned"]
                     + t["negative_feedback"]) > 0).astype(int)  # fmt: skip
     t["domain"] = t["domain"].fillna("(none)")
@@ -134,6 +205,10 @@ def run_pandas(log: str, memory: str) -> dict:
         return out
 
     by_slice = rates(t.groupby("domain")).reset_index()
+    names = dict(zip(flags, ["defect_rate", "not_recognized_rate", "low_confidence_rate",
+                             "rephrase_rate", "barge_in_rate", "abandonment_rate",
+                             "negative_feedback_rate"], strict=True))  # fmt: skip
+    by_slice = by_slice.rename(columns=names)
     t.groupby(["domain", "intent"]).size()
     lat = t.dropna(subset=["latency_ms"])
     for _mv, g in lat.groupby("model_version"):
@@ -147,32 +222,75 @@ def run_pandas(log: str, memory: str) -> dict:
     low.groupby(["top_intent", "second_intent"], dropna=False).size().nlargest(10)
     t.groupby("top_intent")[["not_recognized", "low_confidence"]].sum()
     rates(t[t.experiment.notna()].groupby(["experiment", "arm"]))
-    return {"by_slice": by_slice.sort_values("domain").to_dict("records")}
+    rows = by_slice.to_dict("records")
+    return {"seconds": time.perf_counter() - started, "by_slice": _by_domain(rows)}
 
 
 def child(engine: str, log: str, memory: str) -> None:
-    started = time.perf_counter()
     result = {"duckdb": run_duckdb, "pandas": run_pandas, "spark": run_spark}[engine](log, memory)
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(json.dumps({"engine": engine, "seconds": seconds, "peak_gb": peak, "result": result},
-                     default=str))  # fmt: skip
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 1024**2
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # all threads; JVM children not
+    print(json.dumps({"engine": engine, "seconds": result.pop("seconds"), "peak_gb": peak,
+                      "result": result}, default=str))  # fmt: skip
 
 
-def measure(engine: str, log: Path, memory: str, timeout: float) -> dict:
+def _tree_rss_gb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (Spark's JVM too), from /proc."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0
+    for p in tree:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024**2
+
+
+def measure(engine: str, log: Path, memory: str, timeout: float, max_rss_gb: float) -> dict:
+    """Run one engine in a child process; stop it when its process tree's resident memory
+    passes ``max_rss_gb`` (the machine is shared: no swap, others' work must not be killed)."""
     command = [sys.executable, __file__, "--child", engine, "--log", str(log), "--memory", memory]
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"engine": engine, "error": f"timed out after {timeout:.0f} s"}
+    child_process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)  # fmt: skip
+    peak = 0.0
+    while True:
+        try:
+            out, err = child_process.communicate(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            peak = max(peak, _tree_rss_gb(child_process.pid))
+            elapsed = time.perf_counter() - started
+            if peak > max_rss_gb or elapsed > timeout:
+                child_process.kill()
+                child_process.communicate()
+                why = (f"resident memory passed {max_rss_gb:g} GB" if peak > max_rss_gb
+                       else f"timed out after {timeout:.0f} s")  # fmt: skip
+                return {"engine": engine, "error": f"stopped: {why}, after {elapsed:.0f} s",
+                        "peak_tree_gb": peak, "load": (load_before, os.getloadavg()[0])}  # fmt: skip
     wall = time.perf_counter() - started
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
-    if done.returncode != 0:
-        return {"engine": engine, "error": f"exit {done.returncode}: {done.stderr.strip()[-400:]}",
-                "wall": wall, "peak_gb_children": children}  # fmt: skip
-    result: dict = json.loads(done.stdout.strip().splitlines()[-1])
+    if child_process.returncode != 0:
+        return {"engine": engine, "error": f"exit {child_process.returncode}: "
+                f"{err.strip()[-400:]}", "wall": wall}  # fmt: skip
+    result: dict = json.loads(out.strip().splitlines()[-1])
     result["wall_with_startup"] = wall
+    result["peak_tree_gb"] = peak
+    result["load"] = (load_before, os.getloadavg()[0])
     return result
 
 
@@ -183,7 +301,10 @@ def main() -> None:
     p.add_argument("--workdir", default="/tmp/voxloop-bench-kpi")
     p.add_argument("--memory", default="8GB", help="DuckDB memory_limit / Spark driver memory")
     p.add_argument("--engines", default="duckdb,pandas,spark")
+    p.add_argument("--repeat", type=int, default=3, help="DuckDB runs (median quoted)")
     p.add_argument("--timeout", type=float, default=3600)
+    p.add_argument("--max-rss", type=float, default=14.0,
+                   help="GB: stop an engine whose processes use more (default 14)")  # fmt: skip
     p.add_argument("--child")
     p.add_argument("--log")
     args = p.parse_args()
@@ -191,19 +312,48 @@ def main() -> None:
         child(args.child, args.log, args.memory)
         return
     log = generate(Path(args.workdir), args.turns, args.days)
-    results = {e: measure(e, log, args.memory, args.timeout) for e in args.engines.split(",")}
+    results: dict[str, dict] = {}
+    for e in args.engines.split(","):
+        runs = [measure(e, log, args.memory, args.timeout, args.max_rss)
+                for _ in range(args.repeat if e == "duckdb" else 1)]  # fmt: skip
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
+            results[e] = runs[0]
+            continue
+        results[e] = ok[0] | {"runs": [round(r["seconds"], 2) for r in ok],
+                              "seconds": statistics.median(r["seconds"] for r in ok),
+                              "peak_gb": max(r["peak_gb"] for r in ok),
+                              "peak_tree_gb": max(r["peak_tree_gb"] for r in ok),
+                "cpu_seconds": statistics.median(r["result"]["cpu_seconds"] for r in ok),
+                              "loads": [[round(x, 2) for x in r["load"]] for r in ok]}  # fmt: skip
     print(f"KPI suite over {log} ({os.cpu_count()} cores)")
     for e, r in results.items():
         if "error" in r:
-            print(f"  {e:7s} FAILED: {r['error']}")
-        else:
-            print(f"  {e:7s} {r['seconds']:8.1f} s  peak RSS {r['peak_gb']:.2f} GB")
+            print(f"  {e:7s} FAILED: {r['error']} (peak {r.get('peak_tree_gb', 0):.2f} GB, "
+                  f"load 1-min before/after {r.get('load')})")  # fmt: skip
+            continue
+        print(f"  {e:7s} {r['seconds']:8.1f} s (median of {r['runs']}), CPU "
+              f"{r['cpu_seconds']:.0f} s  peak RSS "
+              f"{r['peak_gb']:.2f} GB (process tree {r['peak_tree_gb']:.2f} GB)  "
+              f"load 1-min before/after {r['loads']}")  # fmt: skip
     d, pd_ = results.get("duckdb", {}), results.get("pandas", {})
     if "seconds" in d and "seconds" in pd_:
-        print(f"  pandas / DuckDB: {pd_['seconds'] / d['seconds']:.1f}x")
-        a = {r["domain"]: round(r["defect_rate"], 9) for r in d["result"]["by_slice"]}
-        b = {r["domain"]: round(r["defect"], 9) for r in pd_["result"]["by_slice"]}
-        print(f"  defect rate per domain equal (DuckDB vs pandas): {a == b}")
+        print(f"  pandas / DuckDB: {pd_['seconds'] / d['seconds']:.1f}x wall time, "
+              f"{pd_['cpu_seconds'] / d['cpu_seconds']:.1f}x CPU time")  # fmt: skip
+    if d.get("result", {}).get("steps"):
+        print(f"  DuckDB seconds per step: {d['result']['steps']}")
+    if d.get("result", {}).get("rephrase"):
+        q = d["result"]["rephrase"]
+        print("  rephrase detector vs ground truth: "
+              + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in q.items()))  # fmt: skip
+    done = {e: r["result"]["by_slice"] for e, r in results.items() if "result" in r}
+    equal = all(v == next(iter(done.values())) for v in done.values())
+    print(f"  every rate per domain equal across {', '.join(done)}: {equal}")
+    if not equal:
+        for e, v in done.items():
+            print(f"    {e}: {json.dumps(v, sort_keys=True)[:600]}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

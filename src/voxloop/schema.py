@@ -9,9 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["DEFAULT_LOCALE", "Feedback", "IntentScore", "Parse", "Span", "Turn", "Utterance"]
+__all__ = [
+    "DEFAULT_LOCALE",
+    "RATING_SCALE",
+    "Feedback",
+    "IntentScore",
+    "Parse",
+    "Span",
+    "Turn",
+    "Utterance",
+]
 
 DEFAULT_LOCALE = "en-US"
+#: The one scale of a ``rating`` feedback value: 0.0 is the worst answer, 1.0 the best.
+#: A client with 1-5 stars sends ``(stars - 1) / 4``; thumbs down/up send 0.0/1.0.
+#: ``POST /v1/feedback`` refuses other values (422); the KPIs and rewards read it as is.
+RATING_SCALE = (0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +112,7 @@ class Turn:
 class Feedback:
     """A later signal about a turn, joined to it in the log by ``turn_id``.
 
-    ``kind`` is one of ``rating`` (``value`` in [0, 1] or a 1–5 score), ``barge_in``,
+    ``kind`` is one of ``rating`` (``value`` on `RATING_SCALE`, [0, 1]), ``barge_in``,
     ``abandonment``, ``task_success`` (``value`` 1 or 0), ``rephrase``, or a custom name.
     """
 

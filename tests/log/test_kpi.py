@@ -38,9 +38,14 @@ def turn(
         turn_id=f"t{i:03d}",
         timestamp=NOON + timedelta(seconds=at),
         text=text,
-        parse=Parse(text, intent, confidence,
-                    (IntentScore(top, confidence), IntentScore("HassTurnOff", 0.05)), (),
-                    domain=domain),  # fmt: skip
+        parse=Parse(
+            text,
+            intent,
+            confidence,
+            (IntentScore(top, confidence), IntentScore("HassTurnOff", 0.05)),
+            (),
+            domain=domain,
+        ),  # fmt: skip
         model_version=model,
         user_id=user,
         session_id=f"{user}-s",
@@ -98,7 +103,46 @@ def test_rephrase_needs_both_the_window_and_the_similarity(golden: Path) -> None
     wide = compute_kpis(golden, rephrase_window_s=61, tables=["summary"])
     assert rows(wide["summary"])[0]["rephrase_rate"] == pytest.approx(2 / 20)  # + t002
     strict = compute_kpis(golden, rephrase_similarity=0.95, tables=["summary"])
+    assert rows(strict["summary"])[0]["rephrase_rate"] == pytest.approx(1 / 20)  # quick retry
+    strict = compute_kpis(golden, rephrase_similarity=0.95, rephrase_quick_s=0,
+                          tables=["summary"])  # fmt: skip
     assert rows(strict["summary"])[0]["rephrase_rate"] == 0
+
+
+def test_a_quick_retry_after_an_unsure_turn_is_a_rephrase(tmp_path: Path) -> None:
+    """A paraphrase shares few trigrams: it counts only as a quick retry (within
+    rephrase_quick_s) after a declined or low-confidence turn, with some overlap."""
+    with LogWriter(tmp_path) as w:
+        w.append_turn(turn(0, "wake me at seven", at=0, intent=None, confidence=0.2))
+        w.append_turn(turn(1, "set an alarm for seven am", at=5))  # similarity ~0.15
+        w.append_turn(turn(2, "wake me at eight", at=100, confidence=0.9))  # sure: not a retry
+        w.append_turn(turn(3, "set an alarm for eight am", at=105))
+        w.append_turn(turn(4, "wake me at nine", at=200, intent=None, confidence=0.2))
+        w.append_turn(turn(5, "set an alarm for nine am", at=215))  # 15 s: too slow
+        w.append_turn(turn(6, "volume up", at=300, intent=None, confidence=0.2))
+        w.append_turn(turn(7, "what time is it", at=303))  # no overlap: another request
+    from voxloop.log.generate import trigram_similarity
+
+    assert 0.05 <= trigram_similarity("wake me at seven", "set an alarm for seven am") < 0.2
+    engine = LogStore(tmp_path).engine()
+    compute_kpis(engine, tables=["summary"])
+    flagged = engine.sql("SELECT turn_id FROM turn_facts WHERE rephrased = 1").column(0)
+    assert flagged.to_pylist() == ["t000"]
+    compute_kpis(engine, tables=["summary"], rephrase_quick_s=0)
+    assert engine.sql("SELECT SUM(rephrased) FROM turn_facts").column(0)[0].as_py() == 0
+    compute_kpis(engine, tables=["summary"], rephrase_quick_s=20)
+    flagged = engine.sql("SELECT turn_id FROM turn_facts WHERE rephrased = 1 ORDER BY 1")
+    assert flagged.column(0).to_pylist() == ["t000", "t004"]
+
+
+def test_ratings_are_read_on_the_one_scale(tmp_path: Path) -> None:
+    """0 worst, 1 best (voxloop.schema.RATING_SCALE): 1.0 is praise, not one star."""
+    with LogWriter(tmp_path) as w:
+        for i, value in enumerate((1.0, 0.75, 0.25, 0.0)):
+            w.append_turn(turn(i, f"lights {i}", at=100 * i))
+            w.append_feedback(Feedback(f"t{i:03d}", NOON + timedelta(hours=1), "rating", value))
+    kpis = compute_kpis(tmp_path, tables=["summary"])
+    assert rows(kpis["summary"])[0]["negative_feedback_rate"] == pytest.approx(0.5)
 
 
 def test_latency_percentiles_are_nearest_rank(golden: Path) -> None:

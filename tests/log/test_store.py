@@ -23,8 +23,13 @@ def make_turn(i: int, when: datetime, *, text: str = "turn on the light") -> Tur
         turn_id=f"t{i}",
         timestamp=when,
         text=text,
-        parse=Parse(text, "HassTurnOn", 0.9, (IntentScore("HassTurnOn", 0.9),
-                                              IntentScore("HassTurnOff", 0.1)), ()),  # fmt: skip
+        parse=Parse(
+            text,
+            "HassTurnOn",
+            0.9,
+            (IntentScore("HassTurnOn", 0.9), IntentScore("HassTurnOff", 0.1)),
+            (),
+        ),  # fmt: skip
         model_version="v1",
         user_id="u1",
         latency_ms=4.0,
@@ -62,10 +67,7 @@ def test_turns_with_feedback_is_one_row_per_turn_with_late_feedback_joined(
 ) -> None:
     # the abandonment of t5 (2026-11-26) arrives on 2026-11-27, past --until
     store = LogStore(three_days(tmp_path), until="2026-11-26")
-    rows = {
-        r["turn_id"]: r
-        for r in store.sql("SELECT * FROM turns_with_feedback").to_pylist()
-    }
+    rows = {r["turn_id"]: r for r in store.sql("SELECT * FROM turns_with_feedback").to_pylist()}
     assert len(rows) == 6
     assert rows["t0"]["barge_in"] == 1 and rows["t0"]["negative_feedback"] == 1
     assert rows["t0"]["rating"] == 0.0 and rows["t0"]["feedback_events"] == 2

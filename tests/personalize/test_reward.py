@@ -26,7 +26,6 @@ def signal(kind: str, value: float = 1.0, after: int = 0) -> Feedback:
         ([signal("rephrase"), signal("rating", 5.0)], 0.0),
         ([signal("abandonment")], 0.0),
         ([signal("rating", 0.8)], 0.8),
-        ([signal("rating", 4.0)], 0.75),
         ([signal("rating", 1.0, after=0), signal("rating", 0.2, after=5)], 0.2),
         ([signal("rating", 0.1), signal("task_success", 1.0)], 1.0),
         ([signal("task_success", 3.0)], 1.0),
@@ -46,6 +45,8 @@ def test_a_turn_without_signal_gets_the_default_the_caller_gives() -> None:
 def test_bad_signals_are_rejected() -> None:
     with pytest.raises(DataError, match="rating"):
         reward_from_feedback([signal("rating", 7.0)])
+    with pytest.raises(DataError, match=r"rating is in \[0, 1\], got 4.0"):
+        reward_from_feedback([signal("rating", 4.0)])  # a 1-5 score is sent as (4 - 1) / 4
     with pytest.raises(DataError, match="finite"):
         reward_from_feedback([signal("task_success", float("nan"))])
     with pytest.raises(DataError, match="Feedback"):

@@ -79,7 +79,7 @@ def test_answered_turns_and_feedback_reach_the_log(server: Server, client: httpx
         json={"text": "open the garage door", "user_id": "u7", "experiment": "exp1", "arm": "b"},
     )
     turn_id = r.json()["turn_id"]
-    f = client.post("/v1/feedback", json={"turn_id": turn_id, "kind": "rating", "value": 4})
+    f = client.post("/v1/feedback", json={"turn_id": turn_id, "kind": "rating", "value": 0.75})
     assert f.status_code == 202, f.text
     wait_logged(server, {turn_id})
     wait_logged(server, {turn_id}, "feedback")
@@ -88,7 +88,7 @@ def test_answered_turns_and_feedback_reach_the_log(server: Server, client: httpx
     assert rows[0]["experiment"] == "exp1" and rows[0]["arm"] == "b"
     assert rows[0]["model_version"] == "v1" and rows[0]["latency_ms"] > 0
     (fb,) = [x for x in read_log(server.log_dir, "feedback").to_pylist() if x["turn_id"] == turn_id]
-    assert fb["kind"] == "rating" and fb["value"] == 4.0
+    assert fb["kind"] == "rating" and fb["value"] == 0.75
     for file in server.log_dir.glob("*/date=*/part-*.parquet"):
         assert (
             pq.read_schema(file).metadata[b"voxloop.schema_version"] == str(SCHEMA_VERSION).encode()
@@ -137,6 +137,10 @@ def test_bad_input_loses_nothing_and_the_server_keeps_serving(
         client.post("/model/parse", content=body)
     bad_feedback = client.post("/v1/feedback", json={"turn_id": before, "kind": "Bad Kind!"})
     assert bad_feedback.status_code == 422
+    stars = client.post("/v1/feedback", json={"turn_id": before, "kind": "rating", "value": 4})
+    assert stars.status_code == 422
+    assert "value of a rating must be in [0, 1]" in stars.json()["error"]
+    assert "got 4" in stars.json()["error"]
     after = client.post("/v1/parse", json={"text": "unlock the front door"})
     assert after.status_code == 200
     wait_logged(server, {before, after.json()["turn_id"]})

@@ -40,6 +40,7 @@ def cmd_kpi(args: argparse.Namespace) -> int:
         low_confidence=args.low_confidence,
         rephrase_window_s=args.rephrase_window,
         rephrase_similarity=args.rephrase_similarity,
+        rephrase_quick_s=args.rephrase_quick,
         top_k=args.top,
         engine=args.engine,
         master=args.master,
@@ -108,6 +109,10 @@ def register(sub: Any) -> None:
     kpi.add_argument("--rephrase-window", type=float, default=30.0, help="seconds (default 30)")
     kpi.add_argument("--rephrase-similarity", type=float, default=0.2,
                      help="character-trigram Jaccard (default 0.2)")  # fmt: skip
+    kpi.add_argument("--rephrase-quick", type=float, default=8.0,
+                     help="seconds: a quick retry after a declined or low-confidence turn "
+                          "counts as a rephrase at trigram similarity >= 0.05 (default 8; "
+                          "0 turns it off)")  # fmt: skip
     kpi.add_argument("--top", type=int, default=10, help="rows of the top-N tables")
     kpi.add_argument("--json", action="store_true", help="one JSON object")
     kpi.set_defaults(func=cmd_kpi)

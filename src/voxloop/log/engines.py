@@ -266,8 +266,9 @@ class SparkEngine:
         self.session = session if session is not None else spark_session(master, config)
         positions = trigram_positions()
         frame = self.session.createDataFrame(
-            list(zip(*(positions.column(c).to_pylist() for c in positions.column_names),
-                     strict=True)),
+            list(
+                zip(*(positions.column(c).to_pylist() for c in positions.column_names), strict=True)
+            ),
             "len INT, i INT",
         )
         frame.createOrReplaceTempView("_trigram_positions")
@@ -395,5 +396,6 @@ def make_engine(
     if engine == "spark":
         config = {"spark.driver.memory": _spark_size(memory_limit)} if memory_limit else None
         return SparkEngine(store, master=master, config=config)
-    raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}",
-                      key="engine")
+    raise ConfigError(
+        f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", key="engine"
+    )

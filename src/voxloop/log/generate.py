@@ -6,16 +6,22 @@ drawn from a daily rhythm (morning and evening peaks), and say a few utterances 
 session, drawn from a real test split of the user's favourite domains. Every distinct
 utterance is parsed once, in batches, by a REAL trained model, and the log records that
 parse. When the parse is wrong (declined, or an intent other than the gold one), the user
-usually rephrases a few seconds later — another utterance of the same gold intent, often
-the most similar one — and otherwise often abandons. Feedback follows the truth: barge-ins
-are ten times likelier after a wrong answer, ratings are low after one, task success is 0.
+usually rephrases a few seconds later and otherwise often abandons. A rephrase keeps the
+user's request: a plain repeat, a small edit of the same words (a filler such as "please"
+or "I said" added, or one word dropped), or a paraphrase — another utterance of the same
+gold intent from the corpus (often the most similar one). The shares are `Behaviour`
+parameters; the ground truth (which turn was rephrased, and how) comes back in
+`GeneratedLog` for measuring a rephrase detector's precision and recall per kind.
+Feedback follows the truth: barge-ins are ten times likelier after a wrong answer, ratings
+are low after one, task success is 0.
 Latencies are log-normal with a heavy tail, per model. With two models, users are split
 50/50 between a ``control`` and a ``treatment`` arm of experiment ``model``.
 
 `generate_log` writes through `LogWriter` (it is a real turn log, file for file);
 `generate_log_fast` draws the same kind of log with numpy for millions of rows (users'
-domain preferences and the daily rhythm are kept; sessions are user-hours) and writes the
-day partitions with pyarrow directly in the writer's schema and metadata.
+domain preferences, the daily rhythm and sessions of a geometric number of turns ~20 s
+apart are kept; one rephrase at most per turn) and writes the day partitions with pyarrow
+directly in the writer's schema and metadata.
 
 Ratings are written on the [0, 1] scale ((stars - 1) / 4), so a 1-star rating is 0.0 and
 can never be read as the top of the [0, 1] scale.
@@ -84,7 +90,10 @@ class Behaviour:
     turns_per_session: float = 2.5  # mean; geometric
     rephrase: float = 0.6  # after a wrong answer
     max_rephrases: int = 2
-    rephrase_most_similar: float = 0.5  # a rephrase is the most similar other utterance
+    rephrase_repeat: float = 0.2  # a rephrase repeats the same words
+    rephrase_edit: float = 0.4  # a rephrase edits them (a filler added, a word dropped)
+    # the rest of rephrases are paraphrases: another corpus utterance of the same intent,
+    rephrase_most_similar: float = 0.5  # the most similar one (of up to 20) this often
     abandon_after_failure: float = 0.5  # when not rephrasing
     barge_in_right: float = 0.02
     barge_in_wrong: float = 0.25
@@ -93,11 +102,15 @@ class Behaviour:
     tail: float = 0.01  # share of latencies multiplied 3-15x
 
     def __post_init__(self) -> None:
-        for name in ("rephrase", "rephrase_most_similar", "abandon_after_failure", "barge_in_right",
-                     "barge_in_wrong", "rating", "task_success", "tail"):  # fmt: skip
+        for name in ("rephrase", "rephrase_repeat", "rephrase_edit", "rephrase_most_similar",
+                     "abandon_after_failure", "barge_in_right", "barge_in_wrong", "rating",
+                     "task_success", "tail"):  # fmt: skip
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"must be a probability, got {value!r}", key=name)
+        if self.rephrase_repeat + self.rephrase_edit > 1:
+            raise ConfigError("rephrase_repeat + rephrase_edit must be at most 1",
+                              key="rephrase_edit")  # fmt: skip
         if self.sessions_per_day <= 0 or self.turns_per_session < 1:
             raise ConfigError("sessions_per_day > 0 and turns_per_session >= 1 required")
 
@@ -112,8 +125,14 @@ class GeneratedLog:
     users: int = 0
     days: int = 0
     wrong: int = 0  # turns whose parse was not the gold intent
-    rephrased_turn_ids: set[str] = field(default_factory=set)  # turns the user rephrased
+    # turns the user rephrased -> how: "repeat", "edit" or "paraphrase"
+    rephrase_kinds: dict[str, str] = field(default_factory=dict)
     files: int = 0
+
+    @property
+    def rephrased_turn_ids(self) -> set[str]:
+        """The turns the user rephrased (the failed ones, not the rephrases)."""
+        return set(self.rephrase_kinds)
 
 
 def trigram_similarity(a: str, b: str) -> float:
@@ -139,8 +158,25 @@ def parse_utterances(parser: Any, texts: Sequence[str], batch: int = 256) -> lis
     return [parsed[t] for t in texts]
 
 
+_FILLERS = ("please", "i said", "no", "can you", "i want to", "hey")
+
+
+def _edit(text: str, rng: np.random.Generator) -> str:
+    """A small edit of an utterance, as a user repeating a request says it: one word
+    dropped (from four words up, half the time), else a filler added before or after."""
+    words = text.split()
+    if len(words) >= 4 and rng.random() < 0.5:
+        del words[int(rng.integers(len(words)))]
+        return " ".join(words)
+    filler = _FILLERS[int(rng.integers(len(_FILLERS)))]
+    return f"{text} please" if filler == "please" else f"{filler} {text}"
+
+
 class _World:
-    """The utterances, their parses under each model, and who rephrases into what."""
+    """The utterances, their parses under each model, and who rephrases into what.
+
+    ``texts`` holds the ``n`` corpus utterances, then one edit of each (index ``n + i``
+    edits utterance ``i``; its gold intent is utterance ``i``'s)."""
 
     def __init__(
         self,
@@ -155,7 +191,8 @@ class _World:
         if not models or len(models) > 2:
             raise ConfigError("give one model, or two for an A/B experiment", key="models")
         self.utterances = labelled
-        self.texts = [u.text for u in labelled]
+        self.n = len(labelled)
+        self.texts = [u.text for u in labelled] + [_edit(u.text, rng) for u in labelled]
         self.domains = sorted({u.domain or "(none)" for u in labelled})
         by_domain: dict[str, list[int]] = defaultdict(list)
         by_intent: dict[str, list[int]] = defaultdict(list)
@@ -168,16 +205,18 @@ class _World:
         self.domain_share /= self.domain_share.sum()
         self.parses: list[list[Parse]] = []
         self.right: list[np.ndarray] = []
+        parsed: dict[int, list[Parse]] = {}  # one parse per text per distinct parser
         for model in models:
-            parses = parse_utterances(model.parser, self.texts)
+            if id(model.parser) not in parsed:
+                parsed[id(model.parser)] = parse_utterances(model.parser, self.texts)
+            parses = parsed[id(model.parser)]
             if threshold is not None:
                 parses = [
                     replace(p, intent=None) if p.confidence < threshold else p for p in parses
                 ]
             self.parses.append(parses)
-            self.right.append(
-                np.array([p.intent == u.intent for p, u in zip(parses, labelled, strict=True)])
-            )
+            gold = [u.intent for u in labelled] * 2
+            self.right.append(np.array([p.intent == g for p, g in zip(parses, gold, strict=True)]))
         self.similar = [self._most_similar(i, rng) for i in range(len(labelled))]
 
     def _most_similar(self, i: int, rng: np.random.Generator) -> int:
@@ -190,12 +229,20 @@ class _World:
             others = [int(j) for j in rng.choice(others, 20, replace=False)]
         return max(others, key=lambda j: (trigram_similarity(self.texts[i], self.texts[j]), -j))
 
-    def rephrase_of(self, i: int, rng: np.random.Generator, most_similar: float) -> int:
-        if rng.random() < most_similar:
-            return self.similar[i]
-        others = self.by_intent[self.utterances[i].intent or ""]
+    def rephrase_of(self, i: int, rng: np.random.Generator, b: Behaviour) -> tuple[int, str]:
+        """What a user says to rephrase text ``i``, and how ("repeat", "edit",
+        "paraphrase")."""
+        base = i % self.n
+        draw = rng.random()
+        if draw < b.rephrase_repeat:
+            return i, "repeat"
+        if draw < b.rephrase_repeat + b.rephrase_edit:
+            return (base + self.n if i < self.n else base), "edit"
+        if rng.random() < b.rephrase_most_similar:
+            return self.similar[base], "paraphrase"
+        others = self.by_intent[self.utterances[base].intent or ""]
         j = int(others[rng.integers(len(others))])
-        return j if j != i or len(others) == 1 else self.similar[i]
+        return (j if j != base or len(others) == 1 else self.similar[base]), "paraphrase"
 
 
 def _latency(rng: np.random.Generator, model: ModelArm, tail: float, n: int | None = None
@@ -302,7 +349,7 @@ def _speak(
             text=world.texts[i],
             parse=parse,
             model_version=model.model_version,
-            locale=world.utterances[i].locale,
+            locale=world.utterances[i % world.n].locale,
             user_id=user,
             session_id=session,
             experiment=experiment,
@@ -323,8 +370,11 @@ def _speak(
         if rng.random() < (b.barge_in_right if right else b.barge_in_wrong):
             feedback("barge_in", 1.0, float(rng.uniform(0.3, 2.0)))
         if rng.random() < b.rating:
-            stars = rng.choice([4, 5], p=[0.3, 0.7]) if right else rng.choice([1, 2, 3],
-                                                                              p=[0.6, 0.3, 0.1])
+            stars = (
+                rng.choice([4, 5], p=[0.3, 0.7])
+                if right
+                else rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])
+            )
             feedback("rating", (float(stars) - 1) / 4, float(rng.uniform(5, 60)))
         if rng.random() < b.task_success:
             feedback("task_success", 1.0 if right and rng.random() < 0.97 else 0.0,
@@ -332,8 +382,8 @@ def _speak(
         if right:
             return now
         if attempt < b.max_rephrases and rng.random() < b.rephrase:
-            result.rephrased_turn_ids.add(turn.turn_id)
-            i = world.rephrase_of(i, rng, b.rephrase_most_similar)
+            i, kind = world.rephrase_of(i, rng, b)
+            result.rephrase_kinds[turn.turn_id] = kind
             now = now + timedelta(seconds=float(rng.uniform(2, 8)))
             continue
         if rng.random() < b.abandon_after_failure:
@@ -378,7 +428,7 @@ def generate_log_fast(
     rng = np.random.default_rng(seed)
     arms = _models(models)
     world = _World(utterances, arms, threshold, rng)
-    n_utt = len(world.texts)
+    n_utt = world.n  # first utterances come from the corpus; edits only as rephrases
     users = users or max(1, turns // 60)
     experiment = "model" if len(arms) == 2 else None
     columns = [_column_of(world.parses[a], world.texts) for a in range(len(arms))]
@@ -402,42 +452,65 @@ def generate_log_fast(
     result = GeneratedLog(Path(out), users=users, days=days)
     origin = np.datetime64(datetime(start.year, start.month, start.day), "us")
     per_day = np.bincount(rng.integers(0, days, base), minlength=days)
+    sessions_so_far = 0
     for d in range(days):
-        n: int = int(per_day[d])
-        if n == 0:
+        if per_day[d] == 0:
             continue
-        user = rng.choice(users, n, p=activity)
+        # sessions of a geometric number of turns, lognormal gaps (median 20 s) between them
+        k = rng.geometric(1 / behaviour.turns_per_session,
+                          max(1, round(per_day[d] / behaviour.turns_per_session)))  # fmt: skip
+        n = int(k.sum())
+        first = np.cumsum(k) - k
+        session = np.repeat(np.arange(sessions_so_far, sessions_so_far + len(k)), k)
+        sessions_so_far += len(k)
+        gaps = rng.lognormal(np.log(20), 0.6, n)
+        gaps[first] = 0.0
+        elapsed = np.cumsum(gaps)
+        start_s = rng.choice(24, len(k), p=_HOURS) * 3600 + rng.uniform(0, 3600, len(k))
+        seconds = np.minimum(np.repeat(start_s, k) + elapsed - np.repeat(elapsed[first], k),
+                             86_399.0)  # fmt: skip
+        user = np.repeat(rng.choice(users, len(k), p=activity), k)
         group = user % groups
         utt = np.empty(n, np.int64)
         for g in np.unique(group):
             mask = group == g
             utt[mask] = rng.choice(n_utt, int(mask.sum()), p=group_weights[g])
-        hour = rng.choice(24, n, p=_HOURS)
-        seconds = hour * 3600 + rng.uniform(0, 3600, n)
         arm = (user % len(arms)) if len(arms) == 2 else np.zeros(n, np.int64)
         right = np.where(arm == 0, world.right[0][utt], world.right[-1][utt])
         reph = (~right) & (rng.random(n) < behaviour.rephrase)
-        # the rephrase: the most similar other utterance of the intent, or any other one
+        # the rephrase: a repeat, the edit of the utterance, or a paraphrase (the most
+        # similar other utterance of the intent, or any one)
         r_idx = np.flatnonzero(reph)
-        r_utt = similar[utt[r_idx]].copy()
-        pick_any = rng.random(len(r_idx)) >= behaviour.rephrase_most_similar
-        for k in np.flatnonzero(pick_any):
-            pool = intent_pool[gold_of[int(utt[r_idx[k]])]]
-            r_utt[k] = pool[rng.integers(len(pool))]
+        draw = rng.random(len(r_idx))
+        kind = np.where(draw < behaviour.rephrase_repeat, 0,
+                        np.where(draw < behaviour.rephrase_repeat + behaviour.rephrase_edit,
+                                 1, 2))  # fmt: skip
+        r_utt = np.where(kind == 0, utt[r_idx], np.where(kind == 1, utt[r_idx] + world.n,
+                                                         similar[utt[r_idx]]))  # fmt: skip
+        pick_any = (kind == 2) & (rng.random(len(r_idx)) >= behaviour.rephrase_most_similar)
+        for j in np.flatnonzero(pick_any):
+            pool = intent_pool[gold_of[int(utt[r_idx[j]])]]
+            r_utt[j] = pool[rng.integers(len(pool))]
         all_user = np.concatenate([user, user[r_idx]])
         all_utt = np.concatenate([utt, r_utt])
         all_arm = np.concatenate([arm, arm[r_idx]])
+        all_session = np.concatenate([session, session[r_idx]])
         all_sec = np.concatenate([seconds, seconds[r_idx] + rng.uniform(2, 8, len(r_idx))])
         all_right = np.concatenate(
             [right, np.where(all_arm[n:] == 0, world.right[0][r_utt], world.right[-1][r_utt])]
         )
         m = len(all_utt)
         order = np.argsort(all_sec, kind="stable")
-        all_user, all_utt, all_arm, all_sec, all_right = (
-            x[order] for x in (all_user, all_utt, all_arm, all_sec, all_right)
+        position = np.empty(m, np.int64)
+        position[order] = np.arange(m)
+        all_user, all_utt, all_arm, all_sec, all_right, all_session = (
+            x[order] for x in (all_user, all_utt, all_arm, all_sec, all_right, all_session)
         )
         ids = np.arange(result.turns, result.turns + m)
         turn_ids = _ids(seed, ids)
+        names = np.array(["repeat", "edit", "paraphrase"])[kind]
+        rephrased = turn_ids.take(pa.array(position[r_idx])).to_pylist()
+        result.rephrase_kinds.update(zip(rephrased, names.tolist(), strict=True))
         ts = origin + np.timedelta64(d, "D") + (all_sec * 1e6).astype("timedelta64[us]")
         latency = np.empty(m)
         parse_ms = np.empty(m)
@@ -445,7 +518,7 @@ def generate_log_fast(
             mask = all_arm == a
             latency[mask], parse_ms[mask] = _latency(rng, model, behaviour.tail, int(mask.sum()))
         table = _turn_table(columns, all_utt, all_arm, arms, experiment, turn_ids, ts,
-                            all_user, all_sec, d, seed, latency, parse_ms)  # fmt: skip
+                            all_user, all_session, seed, latency, parse_ms)  # fmt: skip
         day = (start + timedelta(days=d)).isoformat()
         folder = Path(out) / "turns" / f"date={day}"
         for part, chunk in enumerate(np.array_split(np.arange(m), files_per_day)):
@@ -462,9 +535,7 @@ def generate_log_fast(
 
 
 def _ids(seed: int, ids: np.ndarray) -> pa.Array:
-    return pc.binary_join_element_wise(
-        pa.scalar(f"g{seed}-"), pa.array(ids).cast(pa.string()), ""
-    )
+    return pc.binary_join_element_wise(pa.scalar(f"g{seed}-"), pa.array(ids).cast(pa.string()), "")
 
 
 def _user_names(seed: int, user: np.ndarray) -> pa.Array:
@@ -482,8 +553,7 @@ def _turn_table(
     turn_ids: pa.Array,
     ts: np.ndarray,
     user: np.ndarray,
-    seconds: np.ndarray,
-    day: int,
+    session: np.ndarray,
     seed: int,
     latency: np.ndarray,
     parse_ms: np.ndarray,
@@ -500,7 +570,6 @@ def _turn_table(
             pieces = [columns[a][name].take(pa.array(utt[order][arm[order] == a]))
                       for a in range(len(arms))]  # fmt: skip
             parsed[name] = pa.concat_arrays(pieces).take(pa.array(back))
-    session = np.floor(seconds / 3600).astype(np.int64) + day * 24
     sessions = pc.binary_join_element_wise(
         _user_names(seed, user), pa.array(session).cast(pa.string()), "-"
     )
@@ -512,8 +581,19 @@ def _turn_table(
         "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
         "user_id": _user_names(seed, user),
         "session_id": sessions,
-        **{k: parsed[k] for k in ("text", "locale", "intent", "confidence", "top_intent",
-                                  "ranking", "slots", "domain")},  # fmt: skip
+        **{
+            k: parsed[k]
+            for k in (
+                "text",
+                "locale",
+                "intent",
+                "confidence",
+                "top_intent",
+                "ranking",
+                "slots",
+                "domain",
+            )
+        },  # fmt: skip
         "model_version": pa.array(versions, pa.string()),
         "experiment": pa.array([experiment] * m, pa.string()),
         "arm": pa.array(arm_names if experiment else [None] * m, pa.string()),

@@ -2,9 +2,12 @@
 
 Every KPI is one ``.sql`` file in ``voxloop/log/kpi/`` that DuckDB and Spark SQL run alike
 (the common subset: ``CASE``, ``COALESCE``, ``NULLIF``, ``CAST``, ``LEAD``/``ROW_NUMBER``/
-``SUM OVER``, ``SUBSTRING``/``LOWER``/``CONCAT``/``LENGTH``, ``CEIL``, joins). First
-``turn_facts.sql`` computes one row per turn with every signal as a 0/1 column (the
-definitions are in that file), then each KPI is a ``GROUP BY`` over it:
+``DENSE_RANK``/``SUM OVER``, ``SUBSTRING``/``LOWER``/``CONCAT``/``LENGTH``, ``CEIL``, joins).
+First ``rephrase_candidates.sql`` keeps the turns whose user spoke again within the
+rephrase window (a ``LEAD`` window, linear in the log), then ``turn_facts.sql`` computes
+one row per turn with every signal as a 0/1 column (the definitions are in that file;
+trigram similarity only for the distinct text pairs of the candidates), then each KPI is a
+``GROUP BY`` over it:
 
 ===================  ======================================================================
 table                what
@@ -24,9 +27,11 @@ friction_examples    recent rephrased turns with the rephrase, its delay and sim
 
 Rates are fractions of turns. A **defect** is a turn that was not recognized, OR was
 rephrased (the same user spoke again within ``rephrase_window_s`` seconds with a text whose
-character-trigram Jaccard similarity is at least ``rephrase_similarity``, or the client
-reported a rephrase), OR got a barge-in or abandonment, OR negative feedback (a rating in
-the lower half of its scale, or ``task_success`` = 0).
+character-trigram Jaccard similarity is at least ``rephrase_similarity``; or within
+``rephrase_quick_s`` seconds after a declined or low-confidence turn with a similarity of at
+least ``rephrase_quick_similarity``, a quick retry; or the client reported a rephrase), OR
+got a barge-in or abandonment, OR negative feedback (a rating below 0.5 on the [0, 1] scale
+of `voxloop.schema.RATING_SCALE`, or ``task_success`` = 0).
 
 Parameters are substituted into the SQL as numeric literals (checked first) and ``by`` as
 column names from a fixed list: no user text ever reaches the SQL.
@@ -55,6 +60,7 @@ from voxloop.log.store import LogStore
 __all__ = [
     "KPI_TABLES",
     "SLICE_COLUMNS",
+    "STAGES",
     "KpiOptions",
     "arm_users_sql",
     "compute_kpis",
@@ -75,6 +81,8 @@ KPI_TABLES = (
     "arms",
     "friction_examples",
 )
+# Tables materialised, in order, before the KPIs (each KPI is a GROUP BY over turn_facts).
+STAGES = ("rephrase_candidates", "turn_facts")
 # Columns of turn_facts one can slice by (--by).
 SLICE_COLUMNS = (
     "domain",
@@ -98,6 +106,8 @@ class KpiOptions:
     low_confidence: float = 0.5
     rephrase_window_s: float = 30.0
     rephrase_similarity: float = 0.2
+    rephrase_quick_s: float = 8.0
+    rephrase_quick_similarity: float = 0.05
     top_k: int = 10
     examples: int = 20
     tables: tuple[str, ...] = field(default=KPI_TABLES)
@@ -113,16 +123,14 @@ class KpiOptions:
                 )
         if len(set(self.by)) != len(self.by):
             raise ConfigError("a column is repeated", key="by")
-        for name in ("low_confidence", "rephrase_similarity"):
+        for name in ("low_confidence", "rephrase_similarity", "rephrase_quick_similarity"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 <= value <= 1):
                 raise ConfigError(f"must be a number in [0, 1], got {value!r}", key=name)
-        if not (
-            isinstance(self.rephrase_window_s, int | float)
-            and math.isfinite(self.rephrase_window_s)
-            and self.rephrase_window_s >= 0
-        ):
-            raise ConfigError("must be a number of seconds >= 0", key="rephrase_window_s")
+        for name in ("rephrase_window_s", "rephrase_quick_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"must be a number of seconds >= 0, got {value!r}", key=name)
         for name in ("top_k", "examples"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
@@ -145,6 +153,9 @@ class KpiOptions:
             "similarity": _decimal(self.rephrase_similarity),
             "window_s": _decimal(self.rephrase_window_s),
             "window_us": str(round(self.rephrase_window_s * 1_000_000)),
+            "quick_s": _decimal(self.rephrase_quick_s),
+            "quick_us": str(round(self.rephrase_quick_s * 1_000_000)),
+            "quick_similarity": _decimal(self.rephrase_quick_similarity),
             "max_chars": str(MAX_CHARS),
             "top_k": str(self.top_k),
             "examples": str(self.examples),
@@ -198,6 +209,8 @@ def compute_kpis(
     low_confidence: float = 0.5,
     rephrase_window_s: float = 30.0,
     rephrase_similarity: float = 0.2,
+    rephrase_quick_s: float = 8.0,
+    rephrase_quick_similarity: float = 0.05,
     top_k: int = 10,
     examples: int = 20,
     tables: Iterable[str] = KPI_TABLES,
@@ -218,6 +231,8 @@ def compute_kpis(
         low_confidence=low_confidence,
         rephrase_window_s=rephrase_window_s,
         rephrase_similarity=rephrase_similarity,
+        rephrase_quick_s=rephrase_quick_s,
+        rephrase_quick_similarity=rephrase_quick_similarity,
         top_k=top_k,
         examples=examples,
         tables=tuple(tables),
@@ -241,8 +256,10 @@ def compute_kpis(
 
 
 def run_kpis(engine: Engine, options: KpiOptions) -> dict[str, pa.Table]:
-    """Materialise ``turn_facts`` on ``engine``, then run each KPI of ``options``."""
-    engine.materialize("turn_facts", kpi_sql("turn_facts", options))
+    """Materialise ``rephrase_candidates`` and ``turn_facts`` on ``engine``, then run each
+    KPI of ``options``."""
+    for stage in STAGES:
+        engine.materialize(stage, kpi_sql(stage, options))
     return {name: engine.sql(kpi_sql(name, options)) for name in options.tables}
 
 

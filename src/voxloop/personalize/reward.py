@@ -5,8 +5,8 @@ The rule, in order:
 1. Any ``barge_in``, ``rephrase`` or ``abandonment`` signal: reward 0 (the answer was
    interrupted, not understood, or given up on).
 2. Otherwise a ``task_success`` signal: its value, clipped to [0, 1] (the latest one wins).
-3. Otherwise a ``rating``: a value in [0, 1] as is, a 1-5 score as ``(score - 1) / 4``
-   (the latest one wins).
+3. Otherwise a ``rating``: its value, on `voxloop.schema.RATING_SCALE` ([0, 1]; a rating
+   outside it is an error) (the latest one wins).
 4. Otherwise ``default``: None (no update) unless the caller says that a turn closed
    without complaint is worth something (e.g. 1.0 once the next turn arrived with no
    rephrase). Signals of other kinds are ignored.
@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable
 
 from voxloop.errors import DataError
-from voxloop.schema import Feedback
+from voxloop.schema import RATING_SCALE, Feedback
 
 __all__ = ["NEGATIVE_SIGNALS", "reward_from_feedback"]
 
@@ -49,12 +49,11 @@ def reward_from_feedback(
     if success is not None:
         return min(max(success.value, 0.0), 1.0)
     if rating is not None:
-        value = rating.value
-        if 0.0 <= value <= 1.0:
-            return value
-        if 1.0 <= value <= 5.0:
-            return (value - 1.0) / 4.0
-        raise DataError(f"a rating is in [0, 1] or 1-5, got {value!r}", field="value")
+        low, high = RATING_SCALE
+        if low <= rating.value <= high:
+            return rating.value
+        raise DataError(f"a rating is in [{low:g}, {high:g}], got {rating.value!r}",
+                        field="value")  # fmt: skip
     return default
 
 

@@ -192,7 +192,12 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                     "pattern": "^[a-z][a-z0-9_.-]{0,63}$",
                     "examples": ["rating", "barge_in", "abandonment", "task_success"],
                 },
-                "value": {"type": "number", "default": 1.0},
+                "value": {
+                    "type": "number",
+                    "default": 1.0,
+                    "description": "for a rating: 0 (worst) to 1 (best); 1-5 stars s are "
+                    "sent as (s - 1) / 4, other values get a 422",
+                },
                 "user_id": ident,
                 "timestamp": {"type": "string", "format": "date-time"},
             },

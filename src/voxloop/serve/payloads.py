@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from voxloop.nlu.base import parse_to_dict
-from voxloop.schema import Parse
+from voxloop.schema import RATING_SCALE, Parse
 from voxloop.serve.responder import TurnContext
 
 __all__ = [
@@ -282,6 +282,13 @@ def read_feedback_request(data: Any) -> FeedbackRequest:
     value = obj.get("value", 1.0)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadRequest(422, f"value must be a finite number, not {_type(value)}")
+    low, high = RATING_SCALE
+    if kind == "rating" and not low <= value <= high:
+        raise BadRequest(
+            422,
+            f"value of a rating must be in [{low:g}, {high:g}] (0 worst, 1 best; send a 1-5 "
+            f"star score s as (s - 1) / 4), got {value!r}",
+        )
     return FeedbackRequest(
         turn_id, kind, float(value), _optional_id(obj, "user_id"), _timestamp(obj)
     )

@@ -6,61 +6,76 @@
 -- rephrased       the same user spoke again within ${window_s} s, and the two texts share
 --                 at least ${similarity} of their character trigrams (Jaccard similarity of
 --                 the sets of trigrams of the lower-cased texts padded with one space each
---                 side, on their first ${max_chars} characters); or the client reported a
---                 rephrase of the turn in the feedback. The flag is on the turn that was
+--                 side, on their first ${max_chars} characters); or it came within
+--                 ${quick_s} s after a turn the parser declined or was unsure of (low_confidence)
+--                 and shares at least ${quick_similarity} of the trigrams (a quick retry: a
+--                 paraphrase shares few characters); or the client reported a rephrase of the
+--                 turn in the feedback. The flag is on the turn that was
 --                 rephrased (the failed one), not on the rephrase.
 -- barge_in, abandoned, negative_feedback  from the feedback (see turns_with_feedback.sql)
 -- defect          not_recognized OR rephrased OR barge_in OR abandoned OR negative_feedback
 --
+-- Candidates (rephrase_candidates.sql, materialised first): turns whose same user spoke
+-- again within ${window_s} s.
+--
 -- Trigrams without a UDF: _trigram_positions holds (len, i) for every start position i
 -- of a trigram in a string of length len, so an equi-join on len = LENGTH(text) explodes
 -- a text into SUBSTRING(text, i, 3) for i = 1 .. len - 2, in DuckDB and Spark alike.
-WITH seq AS (
-  SELECT
-    turn_id,
-    ts_us,
-    text,
-    LEAD(ts_us) OVER (PARTITION BY user_id ORDER BY ts_us, turn_id) AS next_ts_us,
-    LEAD(text) OVER (PARTITION BY user_id ORDER BY ts_us, turn_id) AS next_text
-  FROM turns
-  WHERE user_id IS NOT NULL
+-- Similarity is computed once per DISTINCT (text, next text) pair of the candidates,
+-- not once per turn: assistant traffic repeats the same utterances, so distinct pairs are
+-- far fewer than candidate turns. Texts and trigrams get integer ids (cheap join and group
+-- keys).
+-- |A n B| counts the trigrams of text a found among those of text b: each (text, trigram)
+-- is one BIGINT key (text id * 2^32 + trigram id), so the lookup is a two-way equi-join
+-- that no planner can reorder into a trigram-to-trigram join across all texts (which
+-- explodes), and no large COUNT(DISTINCT) is needed.
+WITH texts AS (
+  SELECT s, DENSE_RANK() OVER (ORDER BY s) AS id
+  FROM (SELECT a AS s FROM rephrase_candidates UNION SELECT b AS s FROM rephrase_candidates) u
 ),
-pairs AS (
-  SELECT
-    turn_id,
-    next_ts_us - ts_us AS gap_us,
-    next_text,
-    SUBSTRING(CONCAT(' ', LOWER(text), ' '), 1, ${max_chars}) AS a,
-    SUBSTRING(CONCAT(' ', LOWER(next_text), ' '), 1, ${max_chars}) AS b
-  FROM seq
-  WHERE next_ts_us IS NOT NULL AND next_ts_us - ts_us <= ${window_us}
+text_pairs AS (
+  SELECT DISTINCT ta.id AS a_id, tb.id AS b_id, c.a, c.b
+  FROM rephrase_candidates c
+  JOIN texts ta ON ta.s = c.a
+  JOIN texts tb ON tb.s = c.b
 ),
-grams_a AS (
-  SELECT DISTINCT p.turn_id, SUBSTRING(p.a, g.i, 3) AS gram
-  FROM pairs p JOIN _trigram_positions g ON g.len = LENGTH(p.a)
+text_grams AS (
+  SELECT DISTINCT t.id, SUBSTRING(t.s, g.i, 3) AS gram
+  FROM texts t JOIN _trigram_positions g ON g.len = LENGTH(t.s)
 ),
-grams_b AS (
-  SELECT DISTINCT p.turn_id, SUBSTRING(p.b, g.i, 3) AS gram
-  FROM pairs p JOIN _trigram_positions g ON g.len = LENGTH(p.b)
+gram_ids AS (
+  SELECT gram, DENSE_RANK() OVER (ORDER BY gram) AS gram_id
+  FROM (SELECT DISTINCT gram FROM text_grams) d
 ),
-size_a AS (SELECT turn_id, COUNT(*) AS n FROM grams_a GROUP BY turn_id),
-size_b AS (SELECT turn_id, COUNT(*) AS n FROM grams_b GROUP BY turn_id),
+grams AS (
+  SELECT tg.id, gi.gram_id, CAST(tg.id AS BIGINT) * 4294967296 + gi.gram_id AS text_gram
+  FROM text_grams tg JOIN gram_ids gi ON gi.gram = tg.gram
+),
+sizes AS (SELECT id, COUNT(*) AS n FROM grams GROUP BY id),
 shared AS (
-  SELECT a.turn_id, COUNT(*) AS n
-  FROM grams_a a JOIN grams_b b ON a.turn_id = b.turn_id AND a.gram = b.gram
-  GROUP BY a.turn_id
+  SELECT pa.a_id, pa.b_id, COUNT(*) AS n
+  FROM (
+    SELECT p.a_id, p.b_id, CAST(p.b_id AS BIGINT) * 4294967296 + g.gram_id AS wanted
+    FROM text_pairs p JOIN grams g ON g.id = p.a_id
+  ) pa
+  JOIN grams gb ON gb.text_gram = pa.wanted
+  GROUP BY pa.a_id, pa.b_id
 ),
-similarity AS (
+text_similarity AS (
   SELECT
-    p.turn_id,
-    p.gap_us,
-    p.next_text,
+    p.a,
+    p.b,
     CAST(COALESCE(s.n, 0) AS DOUBLE)
       / NULLIF(COALESCE(sa.n, 0) + COALESCE(sb.n, 0) - COALESCE(s.n, 0), 0) AS similarity
-  FROM pairs p
-  LEFT JOIN size_a sa ON sa.turn_id = p.turn_id
-  LEFT JOIN size_b sb ON sb.turn_id = p.turn_id
-  LEFT JOIN shared s ON s.turn_id = p.turn_id
+  FROM text_pairs p
+  LEFT JOIN sizes sa ON sa.id = p.a_id
+  LEFT JOIN sizes sb ON sb.id = p.b_id
+  LEFT JOIN shared s ON s.a_id = p.a_id AND s.b_id = p.b_id
+),
+similarity AS (
+  SELECT c.turn_id, c.gap_us, c.next_text, ts.similarity
+  FROM rephrase_candidates c
+  LEFT JOIN text_similarity ts ON ts.a = c.a AND ts.b = c.b
 ),
 flagged AS (
   SELECT
@@ -70,7 +85,10 @@ flagged AS (
     CAST(s.gap_us AS DOUBLE) / 1000000 AS next_gap_s,
     CASE WHEN t.intent IS NULL THEN 1 ELSE 0 END AS not_recognized,
     CASE WHEN t.confidence < ${low_confidence} THEN 1 ELSE 0 END AS low_confidence,
-    CASE WHEN s.similarity >= ${similarity} OR t.rephrase_reported = 1 THEN 1 ELSE 0 END
+    CASE WHEN s.similarity >= ${similarity}
+              OR (s.gap_us <= ${quick_us} AND s.similarity >= ${quick_similarity}
+                  AND (t.intent IS NULL OR t.confidence < ${low_confidence}))
+              OR t.rephrase_reported = 1 THEN 1 ELSE 0 END
       AS rephrased
   FROM turns_with_feedback t
   LEFT JOIN similarity s ON s.turn_id = t.turn_id

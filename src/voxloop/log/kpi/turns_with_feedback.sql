@@ -1,9 +1,11 @@
 -- View turns_with_feedback: one row per turn, its feedback events folded into columns.
 --   barge_in, abandoned    1 when a barge_in / abandonment event names the turn, else 0
 --   rephrase_reported      1 when the client reported a rephrase of the turn, else 0
---   rating                 mean rating normalised to [0, 1] (a 1-5 score s becomes (s - 1) / 4)
+--   rating                 mean rating, on voxloop.schema.RATING_SCALE: [0, 1], 0 worst, 1 best
+--                          (POST /v1/feedback refuses other values; a value outside [0, 1],
+--                          only possible in files written by hand, is ignored)
 --   task_success           1 / 0 from task_success events (0 if any says 0), NULL when none
---   negative_feedback      1 when a rating is below 0.5 on that scale (1 or 2 of 5)
+--   negative_feedback      1 when a rating is below 0.5 (1 or 2 of 5 stars: 0.0 or 0.25)
 --                          or a task_success event says 0, else 0
 --   feedback_events        number of feedback events about the turn
 SELECT
@@ -23,12 +25,10 @@ LEFT JOIN (
     MAX(CASE WHEN kind = 'abandonment' THEN 1 ELSE 0 END) AS abandoned,
     MAX(CASE WHEN kind = 'rephrase' THEN 1 ELSE 0 END) AS rephrase_reported,
     MAX(CASE
-          WHEN kind = 'rating'
-               AND (CASE WHEN value > 1 THEN (value - 1) / 4 ELSE value END) < 0.5 THEN 1
+          WHEN kind = 'rating' AND value >= 0 AND value < 0.5 THEN 1
           WHEN kind = 'task_success' AND value < 0.5 THEN 1
           ELSE 0 END) AS negative_feedback,
-    AVG(CASE WHEN kind = 'rating'
-             THEN CASE WHEN value > 1 THEN (value - 1) / 4 ELSE value END END) AS rating,
+    AVG(CASE WHEN kind = 'rating' AND value >= 0 AND value <= 1 THEN value END) AS rating,
     MIN(CASE WHEN kind = 'task_success'
              THEN CASE WHEN value >= 0.5 THEN 1 ELSE 0 END END) AS task_success,
     COUNT(*) AS feedback_events

@@ -1,0 +1,149 @@
+"""The analytics commands as a user meets them: ``voxloop log generate``, ``kpi``, ``log sql``
+and ``report`` through `voxloop.cli.main`, on a small generated log; one line per mistake."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from voxloop.cli import main
+from voxloop.data import load_corpus, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> Path:
+    """``voxloop log generate`` (fast mode): two days of a real model on 300 SLURP test
+    utterances (the model is trained on SLURP dev, small settings)."""
+    from voxloop.nlu.classical import ClassicalParser
+
+    corpus = load_corpus(f"slurp:{datasets / 'slurp'}")
+    root = tmp_path_factory.mktemp("cli-log")
+    model = ClassicalParser(sentence_encoder="none", crf_epochs=2, gazetteer_folds=2)
+    model.fit(corpus.split("dev")).save(root / "model")
+    write_jsonl(corpus.split("test")[:300], root / "test.jsonl", split="test")
+    out = root / "log"
+    args = ["log", "generate", "--out", str(out), "--model", str(root / "model"),
+            "--data", f"jsonl:{root / 'test.jsonl'}", "--turns", "4000", "--days", "2",
+            "--threshold", "0.3", "--start", "2026-11-20"]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_log_generate_reports_what_it_wrote(log: Path) -> None:
+    days = sorted(p.name for p in (log / "turns").iterdir())
+    assert days == ["date=2026-11-20", "date=2026-11-21"]
+    assert list((log / "feedback").glob("date=*/part-*.parquet"))
+
+
+def test_log_generate_simulated_users_mode(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, data = log.parent / "model", log.parent / "test.jsonl"
+    code, out, _ = run(capsys, "log", "generate", "--out", str(tmp_path), "--model", str(model),
+                       "--data", f"jsonl:{data}", "--users", "15", "--days", "1")  # fmt: skip
+    assert code == 0
+    match = re.match(r"wrote ([\d,]+) turns and ([\d,]+) feedback events of 15 users over 1 days",
+                     out)  # fmt: skip
+    assert match and int(match.group(1).replace(",", "")) > 0
+
+
+def test_kpi_json_agrees_with_log_sql(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "kpi", "--log", str(log), "--json", "--by", "domain,model_version")
+    assert code == 0
+    kpis = json.loads(out)
+    query = "SELECT COUNT(*) AS n, COUNT(DISTINCT user_id) AS users FROM turns"
+    code, out, _ = run(capsys, "log", "sql", "--log", str(log), "--json", query)
+    assert code == 0
+    (counts,) = json.loads(out)
+    (summary,) = kpis["summary"]
+    assert summary["turns"] == counts["n"] > 3000 and summary["users"] == counts["users"]
+    assert sum(r["turns"] for r in kpis["by_slice"]) == counts["n"]
+    assert {"domain", "model_version", "defect_rate"} <= set(kpis["by_slice"][0])
+    assert kpis["log"] == str(log) and kpis["engine"] == "duckdb"
+
+
+def test_kpi_text_and_a_day_range(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "kpi", "--log", str(log), "--since", "2026-11-21", "--json")
+    assert code == 0
+    assert {r["day"] for r in json.loads(out)["daily"]} == {"2026-11-21"}
+    code, out, _ = run(capsys, "kpi", "--log", str(log), "--rephrase-quick", "0")
+    assert code == 0
+    assert "== by_slice ==" in out and "defect_rate" in out and "== friction_examples ==" in out
+
+
+def test_log_sql_prints_a_table(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    query = "SELECT day, COUNT(*) AS turns FROM turns GROUP BY day ORDER BY day"
+    code, out, _ = run(capsys, "log", "sql", "--log", str(log), query)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["day", "turns"] and lines[2].startswith("2026-11-20")
+    assert len(lines) == 4
+
+
+def test_report_writes_one_page_with_charts(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.html"
+    code, printed, _ = run(capsys, "report", "--log", str(log), "--out", str(out))
+    assert code == 0 and printed.strip() == f"wrote {out}"
+    page = out.read_text(encoding="utf-8")
+    assert page.count('<svg class="chart"') == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["log", "sql", "SELEC oops FROM turns"], "query failed: Parser Error"),
+        (["log", "sql", "SELECT no_such_column FROM turns"], "no_such_column"),
+        (["kpi", "--by", "text"], "cannot slice by 'text'"),
+        (["kpi", "--since", "yesterday"], "'yesterday' is not a day"),
+        (["kpi", "--since", "2026-11-22", "--until", "2026-11-20"], "is after until"),
+        (["kpi", "--rephrase-similarity", "2"], "rephrase_similarity"),
+    ],
+    ids=["bad-sql", "unknown-column", "bad-by", "bad-day", "empty-range", "bad-threshold"],
+)
+def test_mistakes_get_one_clear_line(
+    log: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    where = args.index("sql") + 1 if "sql" in args else 1
+    code, out, err = run(capsys, *args[:where], "--log", str(log), *args[where:])
+    assert code == 1 and out == ""
+    assert err.startswith("voxloop: error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_missing_log_directory_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope"
+    commands = (["kpi"], ["log", "sql"], ["report"])
+    rest = ([], ["SELECT 1"], ["--out", str(tmp_path / "r")])
+    for command, more in zip(commands, rest, strict=True):
+        code, _, err = run(capsys, *command, "--log", str(missing), *more)
+        assert code == 1 and "no such log directory" in err and str(missing) in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_file_that_is_not_a_turn_log_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "turns" / "date=2026-11-20"
+    folder.mkdir(parents=True)
+    stray = folder / "part-0.parquet"
+    pq.write_table(pa.table({"city": ["Lisbon"], "population": [545_000]}), stray)
+    code, _, err = run(capsys, "kpi", "--log", str(tmp_path))
+    assert code == 1 and str(stray) in err and "no column turn_id" in err, err
+    (folder / "part-0.parquet").write_text("turn_id,text\nt1,hello\n", encoding="utf-8")
+    code, _, err = run(capsys, "log", "sql", "--log", str(tmp_path), "SELECT * FROM turns")
+    assert code == 1 and str(stray) in err and "not a Parquet file" in err, err
