@@ -1,0 +1,255 @@
+"""Benchmark the classical parser on the 14 MASSIVE locales, one model per locale.
+
+For each locale: train on ``train`` (``dev`` chooses the configuration), report on ``test``
+intent accuracy, slot F1 on character spans, slot F1 in the paper's convention (whitespace
+words; characters in ja-JP and zh-CN), exact match, training seconds, batched utterances/s
+and single-utterance p50/p99 — beside the afternoon baseline (TF-IDF + logistic regression
++ CRF, ``baseline_afternoon.py``) trained and measured on the same machine, and the MASSIVE
+paper's XLM-R Base and mT5-encoder figures (FitzGerald et al., ACL 2023, Tables 7-9).
+
+    python benchmarks/bench_massive.py --models classical --json /tmp/massive-classical.json
+    python benchmarks/bench_massive.py --models baseline --json /tmp/massive-baseline.json
+    python benchmarks/bench_massive.py --report /tmp/massive-classical.json /tmp/massive-baseline.json
+
+The JSON file is rewritten after every locale, so a long run can be watched and its table
+printed (``--report``) from whatever has finished; two processes (``--models``) can share
+the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from baseline_afternoon import AfternoonBaseline  # noqa: E402
+from bench_classical import DATASETS, latency_ms, machine, throughput  # noqa: E402
+
+from voxloop.data import load_corpus  # noqa: E402
+from voxloop.nlu.classical import ClassicalParser  # noqa: E402
+from voxloop.nlu.evaluate import evaluate  # noqa: E402
+from voxloop.nlu.paper_metric import paper_slot_f1  # noqa: E402
+from voxloop.schema import Utterance  # noqa: E402
+
+MASSIVE = DATASETS / "massive"
+LOCALES = (
+    "ar-SA de-DE en-US es-ES fr-FR hi-IN it-IT ja-JP ko-KR pl-PL ru-RU sw-KE tr-TR zh-CN".split()
+)
+# MASSIVE paper, Appendix D Tables 7-9, test split, one model on all 51 locales
+# (intent accuracy, slot F1, exact match); copied from ../shared/datasets/README.md.
+XLMR_BASE = {
+    "ar-SA": (80.7, 73.8, 61.2),
+    "de-DE": (85.7, 76.2, 65.7),
+    "en-US": (88.3, 78.7, 69.7),
+    "es-ES": (86.9, 71.0, 62.8),
+    "fr-FR": (86.3, 70.9, 62.2),
+    "hi-IN": (85.8, 72.3, 63.4),
+    "it-IT": (86.6, 72.3, 63.1),
+    "ja-JP": (83.9, 63.3, 55.8),
+    "ko-KR": (86.5, 77.8, 67.5),
+    "pl-PL": (85.8, 69.0, 60.9),
+    "ru-RU": (87.2, 74.9, 66.2),
+    "sw-KE": (83.1, 68.7, 58.5),
+    "tr-TR": (86.3, 74.9, 65.2),
+    "zh-CN": (84.9, 70.0, 60.4),
+}
+MT5_ENCODER = {
+    "ar-SA": (82.2, 75.4, 63.4),
+    "de-DE": (86.8, 78.6, 68.9),
+    "en-US": (89.0, 80.4, 72.0),
+    "es-ES": (86.8, 72.8, 64.3),
+    "fr-FR": (87.2, 73.5, 65.1),
+    "hi-IN": (86.2, 73.5, 64.7),
+    "it-IT": (87.6, 73.7, 64.8),
+    "ja-JP": (85.8, 64.5, 57.8),
+    "ko-KR": (86.4, 78.9, 68.0),
+    "pl-PL": (87.1, 71.7, 64.0),
+    "ru-RU": (86.8, 76.3, 67.2),
+    "sw-KE": (85.8, 72.9, 63.3),
+    "tr-TR": (87.1, 76.1, 67.7),
+    "zh-CN": (85.8, 71.2, 62.9),
+}
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def splits(locale: str, limit: int | None) -> tuple[list[Utterance], ...]:
+    """Train, dev and test of one locale; ``limit`` cuts each (for a quick check)."""
+    corpus = load_corpus(f"massive:{MASSIVE}", locales=[locale])
+    return tuple(list(corpus.split(name))[:limit] for name in ("train", "dev", "test"))
+
+
+def bench_classical(
+    locale: str, encoder: str, repeats: int, limit: int | None = None
+) -> dict[str, Any]:
+    train, dev, test = splits(locale, limit)
+    load_before = load_average()
+    parser = ClassicalParser(sentence_encoder=encoder)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    parser.fit(train, dev)
+    seconds = time.perf_counter() - started
+    texts = [u.text for u in test]
+    parses = parser.parse(texts)
+    result = evaluate(test, parses)
+    p50, p99 = latency_ms(parser, texts[:500])
+    assert parser.intents_ is not None
+    return {
+        "locale": locale,
+        "train": len(train),
+        "test": len(test),
+        "encoder_option": encoder,
+        "sentence_encoder": parser.intents_.use_encoder_,
+        "intent_accuracy": result.intent_accuracy,
+        "slot_f1": result.slot_f1,
+        "slot_f1_paper": paper_slot_f1(test, parses)["all"],
+        "exact_match": result.exact_match,
+        "ece": result.ece,
+        "train_seconds": seconds,
+        "throughput": throughput(parser, texts, repeats),
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "load_average": [load_before, load_average()],
+    }
+
+
+def bench_baseline(locale: str, limit: int | None = None) -> dict[str, Any]:
+    train, _, test = splits(locale, limit)
+    load_before = load_average()
+    base = AfternoonBaseline().fit(train)
+    parses = base.parse([u.text for u in test])
+    result = evaluate(test, parses)
+    return {
+        "locale": locale,
+        "intent_accuracy": result.intent_accuracy,
+        "slot_f1": result.slot_f1,
+        "slot_f1_paper": paper_slot_f1(test, parses)["all"],
+        "exact_match": result.exact_match,
+        "train_seconds": base.training_seconds,
+        "load_average": [load_before, load_average()],
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _triple(t: tuple[float, float, float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in t)
+
+
+def report(results: dict[str, dict[str, Any]]) -> str:
+    """One Markdown table: a row per locale measured, plus the average over those rows."""
+    head = (
+        "| locale | classical intent / slot F1 / EM | slot F1 paper conv. | train s | utt/s "
+        "| p50 ms | p99 ms | baseline intent / slot F1 / EM | baseline train s "
+        "| XLM-R Base | mT5 enc. |"
+    )
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    rows: list[tuple[dict[str, Any] | None, dict[str, Any] | None, str]] = []
+    for locale in LOCALES:
+        c = results.get("classical", {}).get(locale)
+        b = results.get("baseline", {}).get(locale)
+        if c is not None or b is not None:
+            rows.append((c, b, locale))
+
+    def cells(c: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
+        out = ["-"] * 8
+        if c is not None:
+            out[:6] = [
+                f"{_pct(c['intent_accuracy'])} / {_pct(c['slot_f1'])} / {_pct(c['exact_match'])}",
+                _pct(c["slot_f1_paper"]),
+                f"{c['train_seconds']:.0f}",
+                f"{c['throughput']:,.0f}",
+                f"{c['p50_ms']:.2f}",
+                f"{c['p99_ms']:.2f}",
+            ]
+        if b is not None:
+            out[6:] = [
+                f"{_pct(b['intent_accuracy'])} / {_pct(b['slot_f1'])} / {_pct(b['exact_match'])}",
+                f"{b['train_seconds']:.0f}",
+            ]
+        return out
+
+    for c, b, locale in rows:
+        paper = [_triple(XLMR_BASE[locale]), _triple(MT5_ENCODER[locale])]
+        lines.append("| " + " | ".join([locale, *cells(c, b), *paper]) + " |")
+    if rows:
+        average: list[dict[str, Any] | None] = []
+        for k in (0, 1):
+            measured = [r[k] for r in rows if r[k] is not None]
+            keys = ("intent_accuracy", "slot_f1", "slot_f1_paper", "exact_match")
+            keys += ("train_seconds", "throughput", "p50_ms", "p99_ms") if k == 0 else ()
+            keys += ("train_seconds",) if k == 1 else ()
+            average.append(
+                {key: statistics.fmean(r[key] for r in measured) for key in keys}  # type: ignore[index]
+                if measured
+                else None
+            )
+        locales = [r[2] for r in rows]
+
+        def mean(table: dict[str, tuple[float, float, float]]) -> tuple[float, float, float]:
+            return tuple(statistics.fmean(table[lo][i] for lo in locales) for i in range(3))  # type: ignore[return-value]
+
+        lines.append(
+            "| **average** | "
+            + " | ".join([*cells(*average), _triple(mean(XLMR_BASE)), _triple(mean(MT5_ENCODER))])
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--locales", default=",".join(LOCALES))
+    ap.add_argument("--models", default="classical,baseline", help="classical, baseline or both")
+    ap.add_argument("--encoder", default="auto", help="--sentence-encoder of the classical model")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--limit", type=int, help="use only this many utterances per split")
+    ap.add_argument("--json", type=Path, help="write figures here (after every locale)")
+    ap.add_argument("--report", type=Path, nargs="+", help="print the table from JSON files")
+    args = ap.parse_args()
+
+    if args.report:
+        merged: dict[str, dict[str, Any]] = {}
+        for path in args.report:
+            data = json.loads(path.read_text())
+            print(f"{path}: {data['machine']}; {data['started']} - {data.get('updated')}")
+            for model, rows in data["results"].items():
+                merged.setdefault(model, {}).update(rows)
+        print(report(merged))
+        return
+    figures: dict[str, Any] = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join(sys.argv),
+        "results": {},
+    }
+    print(f"machine: {figures['machine']}; {figures['started']}", flush=True)
+    for locale in args.locales.split(","):
+        for model in args.models.split(","):
+            if model == "classical":
+                row = bench_classical(locale, args.encoder, args.repeats, args.limit)
+            elif model == "baseline":
+                row = bench_baseline(locale, args.limit)
+            else:
+                raise SystemExit(f"unknown model {model!r} (classical, baseline)")
+            figures["results"].setdefault(model, {})[locale] = row
+            figures["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            print(json.dumps({"model": model, **row}), flush=True)
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(figures, indent=2))
+    print(report(figures["results"]))
+
+
+if __name__ == "__main__":
+    main()
