@@ -19,7 +19,7 @@ from voxloop.nlu.slot_tagger import bio_tags, spans_from_tags
 from voxloop.nlu.tokenize import Token
 from voxloop.schema import Parse, Span, Utterance
 
-__all__ = ["CHARACTER_LOCALES", "paper_slot_f1", "paper_words"]
+__all__ = ["CHARACTER_LOCALES", "format_paper_f1", "paper_slot_f1", "paper_words"]
 
 CHARACTER_LOCALES = frozenset({"ja-JP", "zh-CN"})
 """Locales the paper splits into characters instead of whitespace words."""
@@ -58,3 +58,14 @@ def paper_slot_f1(gold: Sequence[Utterance], predicted: Sequence[Parse]) -> dict
         key: (2 * correct / (n_gold + n_pred) if n_gold + n_pred else 0.0)
         for key, (correct, n_gold, n_pred) in sorted(counts.items())
     }
+
+
+def format_paper_f1(scores: dict[str, float]) -> str:
+    """A small plain-text table of `paper_slot_f1`'s figures, overall first."""
+    rows = [("all", scores.get("all", 0.0))] + [(k, v) for k, v in scores.items() if k != "all"]
+    if len(rows) == 2:  # one locale: its figure is the overall one
+        rows = rows[1:]
+    width = max(len(k) for k, _ in rows)
+    lines = ["slot F1 in the MASSIVE paper's convention (words; characters in ja-JP, zh-CN)"]
+    lines += [f"  {k.ljust(width)}  {100 * v:6.2f}%" for k, v in rows]
+    return "\n".join(lines)

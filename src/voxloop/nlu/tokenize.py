@@ -42,8 +42,15 @@ def _combining_marks() -> str:
 # embeddings/isolates, BOM. Joiners (ZWNJ, ZWJ) are part of words.
 _INVISIBLE = "\u200b\u200e\u200f\u2060\u202a-\u202e\u2066-\u2069\ufeff"
 _JOINERS = "\u200c\u200d"
-_WORD_CHAR = rf"(?:(?![{_CJK}])\w|[{_combining_marks()}{_JOINERS}])"
-_TOKEN = re.compile(rf"[{_CJK}]|{_WORD_CHAR}+(?:['’]{_WORD_CHAR}+)*|(?![{_INVISIBLE}])[^\w\s]")
+_MARKS = _combining_marks()
+_WORD_CHAR = rf"(?:(?![{_CJK}])\w|[{_MARKS}{_JOINERS}])"
+# An ideograph or kana is a token with the combining marks that follow it (a decomposed
+# が is か + U+3099, one token as the composed が is).
+_TOKEN = re.compile(
+    rf"(?![{_MARKS}])[{_CJK}][{_MARKS}]*"
+    rf"|{_WORD_CHAR}+(?:['’]{_WORD_CHAR}+)*"
+    rf"|(?![{_INVISIBLE}])[^\w\s]"
+)
 # `fold` removes Arabic harakat and Quranic marks, tatweel and joiners, and turns the
 # invisible separators into spaces.
 _FOLD: dict[int, str | None] = {
