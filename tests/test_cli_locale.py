@@ -101,14 +101,18 @@ def test_an_unknown_locale_in_the_folder_is_one_line_naming_those_it_has(
 def test_the_demo_runs_in_german(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "voxloop", "demo", "--language", "de", "--workdir", str(tmp_path)]
-        + ["--say", "schalte das licht in der küche aus"],
+        + ["--users", "20", "--days", "1"],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    assert "hass:de" in result.stdout and "intent accuracy" in result.stdout
-    assert "HassTurnOff" in result.stdout and "area = 'küche'" in result.stdout
-    manifest = tmp_path / "models" / "classical-hass-de" / "manifest.json"
-    assert json.loads(manifest.read_text())["locales"] == ["de-DE"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hass:de" in result.stdout and "held-out intent accuracy" in result.stdout
+    for version in ("v1", "v2"):
+        manifest = json.loads((tmp_path / "models" / version / "manifest.json").read_text())
+        assert manifest["locales"] == ["de-DE"] and manifest["default_locale"] == "de-DE"
+    from voxloop.log.store import LogStore
+
+    (row,) = LogStore(tmp_path / "log").sql("SELECT DISTINCT locale FROM turns").to_pylist()
+    assert row["locale"] == "de-DE"
