@@ -213,7 +213,8 @@ def _row(c: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
 
 
 def report(results: dict[str, dict[str, Any]]) -> str:
-    """One Markdown table: a row per locale measured, plus the average over those rows.
+    """One Markdown table: a row per locale measured, plus averages: each model's over the
+    locales it was measured on, the paper's over the classical model's locales.
 
     Training seconds are CPU seconds of the single-threaded process (wall seconds in
     brackets); speed is in CPU time, so it reads as a quiet core's even under load."""
@@ -242,15 +243,18 @@ def report(results: dict[str, dict[str, Any]]) -> str:
             means = {key: _mean(measured, key) for key in keys}
             averages.append({k: v for k, v in means.items() if v is not None} or None)
         cells = _row(averages[0], averages[1])
-        cells[7] = f"{sum(_row(c, b)[7] == 'yes' for c, b, _ in rows)} of {len(rows)}"
-        locales = [r[2] for r in rows]
+        both = [(c, b) for c, b, _ in rows if c is not None and b is not None]
+        cells[7] = f"{sum(_row(c, b)[7] == 'yes' for c, b in both)} of {len(both)}"
+        locales = [r[2] for r in rows if r[0] is not None] or [r[2] for r in rows]
+        n_classical, n_baseline = (sum(r[k] is not None for r in rows) for k in (0, 1))
 
         def mean(table: dict[str, tuple[float, float, float]]) -> tuple[float, float, float]:
             a, b, c = (statistics.fmean(table[lo][i] for lo in locales) for i in range(3))
             return a, b, c
 
         paper = [_triple(mean(XLMR_BASE)), _triple(mean(MT5_ENCODER))]
-        lines.append(f"| **average of {len(rows)}** | " + " | ".join([*cells, *paper]) + " |")
+        label = f"**average** (classical: {n_classical}, baseline: {n_baseline} locales)"
+        lines.append(f"| {label} | " + " | ".join([*cells, *paper]) + " |")
     return "\n".join(lines)
 
 
