@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # single-threaded: CPU seconds are one core's
 
 from baseline_afternoon import AfternoonBaseline  # noqa: E402
 from bench_classical import DATASETS, latency_ms, machine, throughput  # noqa: E402
