@@ -130,6 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from voxloop.data import load_corpus
     from voxloop.nlu.base import load_parser
     from voxloop.nlu.evaluate import evaluate, format_report
+    from voxloop.nlu.paper_metric import format_paper_f1, paper_slot_f1
 
     parser = load_parser(args.model)
     gold = load_corpus(args.data, locales=_locales(args.locales)).split(args.split)
@@ -137,12 +138,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     parses = _parse_all(parser, [u.text for u in gold])
     seconds = time.perf_counter() - started
     result = evaluate(gold, parses)
+    paper = paper_slot_f1(gold, parses)
     if args.json:
-        print(
-            json.dumps({**result.to_json(), "parse_seconds": round(seconds, 3)}, ensure_ascii=False)
-        )
+        out = result.to_json()
+        out["slot_f1_paper"] = paper["all"]
+        for code, group in out["per_locale"].items():
+            group["slot_f1_paper"] = paper[code]
+        print(json.dumps({**out, "parse_seconds": round(seconds, 3)}, ensure_ascii=False))
     else:
         print(format_report(result, title=f"{args.model} on {args.data} [{args.split}]"))
+        print(format_paper_f1(paper))
         print(
             f"\nparsed {len(gold):,} utterances in {seconds:.2f} s ({len(gold) / seconds:,.0f}/s)"
         )
@@ -163,10 +168,13 @@ def _format_parse(p: Any) -> str:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from voxloop.nlu.base import load_parser, parse_to_dict
+    from voxloop.nlu.base import load_parser, parse_to_dict, read_manifest
+    from voxloop.nlu.locales import default_locale, model_locales, resolve_locale, with_locale
 
+    manifest = read_manifest(args.model)
+    locale = resolve_locale(args.locale, model_locales(manifest), default_locale(manifest))
     texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    parses = load_parser(args.model).parse(texts)
+    parses = with_locale(load_parser(args.model).parse(texts), locale)
     for p in parses:
         print(json.dumps(parse_to_dict(p), ensure_ascii=False) if args.json else _format_parse(p))
     return 0
@@ -296,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--model", required=True)
     parse.add_argument("text", nargs="*")
     parse.add_argument("--json", action="store_true", help="one JSON object per line")
+    parse.add_argument(
+        "--locale", help="locale of the texts (default: the model's); must be one it serves"
+    )
     parse.set_defaults(func=cmd_parse)
 
     demo = sub.add_parser(
@@ -304,7 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--workdir", default="voxloop-demo", help="where to write (default ./voxloop-demo)"
     )
-    demo.add_argument("--lang", default="en", help="Home Assistant language (default en)")
+    demo.add_argument(
+        "--lang", "--language", default="en", help="Home Assistant language: en, de, fr, es, ..."
+    )
     demo.add_argument("--users", type=int, default=500, help="simulated users (default 500)")
     demo.add_argument("--days", type=int, default=5, help="simulated days (default 5)")
     demo.add_argument("--seed", type=int, default=0)

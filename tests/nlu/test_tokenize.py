@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voxloop.nlu.tokenize import tokenize
+from voxloop.nlu.tokenize import fold, tokenize
 
 
 @given(st.text(max_size=80))
@@ -46,3 +46,24 @@ def test_devanagari_vowel_signs_stay_inside_their_word() -> None:
 def test_arabic_words_keep_their_offsets() -> None:
     text = "أيقظني الساعة الخامسة"
     assert [text[s:e] for _, s, e in tokenize(text)] == text.split()
+
+
+def test_invisible_separators_split_tokens_and_joiners_stay_in_words() -> None:
+    text = "ngoma\u200bzangu \u200fمرحبا\u200f नमस्\u200dते"
+    assert [t for t, _, _ in tokenize(text)] == ["ngoma", "zangu", "مرحبا", "नमस्\u200dते"]
+
+
+@given(st.text(max_size=40))
+def test_fold_is_the_same_for_every_unicode_spelling_of_a_token(text: str) -> None:
+    import unicodedata
+
+    for token, _, _ in tokenize(text):
+        for form in ("NFC", "NFD", "NFKC", "NFKD"):
+            assert fold(unicodedata.normalize(form, token)) == fold(token)
+
+
+def test_fold_normalises_width_case_and_arabic_diacritics() -> None:
+    assert fold("ＬＥＤ１０") == "led10"
+    assert fold("Cafe\u0301") == "café"
+    assert fold("مَرْحَبًا") == fold("مرحبا") == fold("مرحـــبا")
+    assert fold("Straße") == "strasse"

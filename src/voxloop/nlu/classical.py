@@ -19,6 +19,7 @@ from typing import Any, Self
 from voxloop.errors import DataError, ModelFormatError
 from voxloop.nlu.base import FORMAT_VERSION, MANIFEST, read_manifest, write_json_atomic
 from voxloop.nlu.intent_classifier import IntentClassifier, SentenceEncoderChoice
+from voxloop.nlu.locales import default_locale, majority_locale
 from voxloop.nlu.slot_tagger import SlotTagger
 from voxloop.nlu.tokenize import tokenize
 from voxloop.schema import DEFAULT_LOCALE, IntentScore, Parse, Utterance
@@ -59,6 +60,7 @@ class ClassicalParser:
         self.slots_: SlotTagger | None = None
         self.domains_: dict[str, str] = {}
         self.locales_: list[str] = []
+        self.default_locale_: str = DEFAULT_LOCALE
         self.training_seconds_: float = 0.0
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._dir: Path | None = None
@@ -113,6 +115,7 @@ class ClassicalParser:
                 by_intent.setdefault(u.intent or "", Counter())[u.domain] += 1
         self.domains_ = {i: c.most_common(1)[0][0] for i, c in sorted(by_intent.items())}
         self.locales_ = sorted({u.locale for u in train})
+        self.default_locale_ = majority_locale(u.locale for u in train)
         self.training_seconds_ = time.perf_counter() - started
         return self
 
@@ -127,7 +130,7 @@ class ClassicalParser:
         classes = self.intents_.classes_
         k = min(self.ranking_size, len(classes))
         order = (-probabilities).argsort(axis=1)[:, :k]
-        locale = self.locales_[0] if len(self.locales_) == 1 else DEFAULT_LOCALE
+        locale = self.default_locale_
         out: list[Parse] = []
         for text, row, best in zip(texts, probabilities, order, strict=True):
             ranking = tuple(IntentScore(classes[j], float(row[j])) for j in best)
@@ -179,6 +182,7 @@ class ClassicalParser:
             "produced_by": f"voxloop {__version__}",
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "locales": self.locales_,
+            "default_locale": self.default_locale_,
             "intents": self.intents_.classes_,
             "slot_labels": sorted({t[2:] for t in self.slots_.labels_ if t != "O"}),
             "domains": self.domains_,
@@ -212,6 +216,7 @@ class ClassicalParser:
             parser = cls(**manifest["hyperparameters"])
             parser.domains_ = dict(manifest["domains"])
             parser.locales_ = list(manifest["locales"])
+            parser.default_locale_ = default_locale(manifest)
             parser.training_seconds_ = float(manifest.get("training_seconds", 0.0))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFormatError(f"{directory / MANIFEST}: incomplete manifest ({e})") from None

@@ -17,14 +17,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from voxloop.nlu.tokenize import tokenize
+from voxloop.nlu.tokenize import fold, tokenize
 
 __all__ = ["NgramFeatures", "char_wb_ngrams", "word_ngrams"]
 
 
 def word_ngrams(text: str) -> list[str]:
-    """Word 1–3-grams of ``text`` (case-folded tokens)."""
-    words = [t.casefold() for t, _, _ in tokenize(text)]
+    """Word 1–3-grams of ``text`` (`fold`-ed tokens)."""
+    words = [fold(t) for t, _, _ in tokenize(text)]
     grams = list(words)
     grams += [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
     grams += [f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)]
@@ -32,9 +32,10 @@ def word_ngrams(text: str) -> list[str]:
 
 
 def char_wb_ngrams(text: str, min_n: int = 1, max_n: int = 5) -> list[str]:
-    """Character n-grams inside space-padded words (scikit-learn's ``char_wb``, lower-cased)."""
+    """Character n-grams inside space-padded words (scikit-learn's ``char_wb``, over the
+    `fold`-ed text)."""
     grams: list[str] = []
-    for word in text.lower().split():
+    for word in fold(text).split():
         w = f" {word} "
         for n in range(min_n, max_n + 1):
             if len(w) <= n:  # a short word counts once, whole

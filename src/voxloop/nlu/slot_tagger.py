@@ -24,7 +24,7 @@ from pathlib import Path
 import pycrfsuite
 
 from voxloop.errors import ModelFormatError
-from voxloop.nlu.tokenize import Token, tokenize
+from voxloop.nlu.tokenize import Token, fold, tokenize
 from voxloop.schema import Span, Utterance
 
 __all__ = ["SlotTagger", "bio_tags", "spans_from_tags"]
@@ -115,7 +115,7 @@ class SlotTagger:
     def features(
         self, words: Sequence[str], intent: str | None, gazetteer: Gazetteer
     ) -> list[list[str]]:
-        """The feature strings of every token (``words`` lower-cased token texts)."""
+        """The feature strings of every token (``words``: `fold`-ed token texts)."""
         n = len(words)
         padded = ["<s>", "<s>", *words, "</s>", "</s>"]
         gaz: list[list[str]] = [[] for _ in range(n)]
@@ -179,7 +179,7 @@ class SlotTagger:
         rows = []
         for u in train:
             tokens = tokenize(u.text)
-            rows.append(([t.casefold() for t, _, _ in tokens], list(u.slots), tokens))
+            rows.append(([fold(t) for t, _, _ in tokens], list(u.slots), tokens))
         self._learn_anchors(rows)
         self.gazetteer_ = _gazetteer(rows)
         order = list(range(len(rows)))
@@ -189,10 +189,10 @@ class SlotTagger:
         trainer = pycrfsuite.Trainer(algorithm="ap", verbose=False)
         trainer.set_params({"max_iterations": self.epochs})
         labels: set[str] = set()
-        for f, fold in enumerate(folds):
+        for f, members in enumerate(folds):
             others = (rows[i] for g, other in enumerate(folds) if g != f for i in other)
             gazetteer = _gazetteer(others) if k > 1 else self.gazetteer_
-            for i in fold:
+            for i in members:
                 words, slots, tokens = rows[i]
                 if not words:
                     continue
@@ -224,7 +224,7 @@ class SlotTagger:
             return ()
         if self._tagger is None:
             raise ModelFormatError("the slot tagger is not trained or loaded")
-        words = [t.casefold() for t, _, _ in tokens]
+        words = [fold(t) for t, _, _ in tokens]
         self._tagger.set(self.features(words, intent, self.gazetteer_))
         tags = self._tagger.tag()
         marginal = self._tagger.marginal

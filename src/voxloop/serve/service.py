@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voxloop.errors import ConfigError, VoxloopError
+from voxloop.nlu.locales import UnsupportedLocale, default_locale, resolve_locale, with_locale
 from voxloop.schema import Feedback, Parse, Turn
 from voxloop.serve.batching import MicroBatcher, QueueFull
 from voxloop.serve.metrics import Metrics
@@ -181,10 +182,13 @@ class Service:
     ) -> list[Answer]:
         """Parse one request's texts and log a turn for each.
 
-        Raises `NotReady`, `QueueFull`, or `TimeoutError` after ``config.timeout``.
+        ``request.locale`` (default: the model's) must be one the model answering it serves,
+        else `BadRequest` 422. Raises `NotReady`, `QueueFull`, or `TimeoutError` after
+        ``config.timeout``.
         """
         started = time.perf_counter() if started is None else started
-        if not self.ready:
+        model = self.registry.active
+        if model is None:
             raise NotReady(self.failure or "the model is still loading")
         if self.router.experiments and (request.experiment or request.arm):
             raise BadRequest(
@@ -194,6 +198,13 @@ class Service:
             )
         route = self.router.route(request.user_id)
         timestamp = self._clock(request.timestamp)
+        routed = next(
+            (m for m in self.registry.models() if m.version == route.model_version), model
+        )
+        try:
+            locale = resolve_locale(request.locale, routed.locales, default_locale(routed.manifest))
+        except UnsupportedLocale as e:
+            raise BadRequest(422, str(e)) from None
         try:
             async with asyncio.timeout(self.config.timeout):
                 results = await self.batcher.submit(request.texts, route.model_version)
@@ -206,11 +217,12 @@ class Service:
         answers = []
         for r in results:
             turn_id = new_turn_id()
+            (parse,) = with_locale([r.parse], locale)
             response = None
             if route.policy is not None and self.responder is not None:
                 response = self.responder.respond(
                     route.policy,
-                    r.parse,
+                    parse,
                     turn_id=turn_id,
                     timestamp=timestamp,
                     user_id=request.user_id,
@@ -218,7 +230,7 @@ class Service:
                     context=request.context,
                 )
             answers.append(
-                Answer(turn_id, r.parse, r.model_version, r.parse_ms, 0.0, route, response)
+                Answer(turn_id, parse, r.model_version, r.parse_ms, 0.0, route, response)
             )
         latency_ms = (time.perf_counter() - started) * 1000
         answers = [replace(a, latency_ms=latency_ms) for a in answers]
@@ -231,7 +243,7 @@ class Service:
                         text=a.parse.text,
                         parse=a.parse,
                         model_version=a.model_version,
-                        locale=request.locale or a.parse.locale,
+                        locale=locale,
                         user_id=request.user_id,
                         session_id=request.session_id,
                         experiment=a.route.experiment or request.experiment,

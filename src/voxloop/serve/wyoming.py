@@ -2,7 +2,9 @@
 
 ``describe`` → ``info`` with one intent program whose models are the intents the active
 model handles; ``recognize`` → ``intent`` (name, entities, and the turn id in its context)
-or ``not-recognized``; an overloaded or not-ready server answers ``error``. Recognitions go
+or ``not-recognized``; an overloaded or not-ready server answers ``error``. The language a
+``recognize`` event carries (``language``, or ``language`` in its context) picks the
+locale; one the model does not serve is an ``error`` naming the locales it serves. Recognitions go
 through the same micro-batcher and turn log as HTTP requests (channel ``wyoming``).
 
 With a recognizer (``voxloop serve --recognizer``) it is also an ASR service: ``transcribe``,
@@ -190,7 +192,7 @@ class IntentHandler(AsyncEventHandler):
             recognize = Recognize.from_event(event)
             text = check_text(recognize.text, "text", self.service.config.limits)
             context = recognize.context or {}
-            language = context.get("language")
+            language = event.data.get("language", context.get("language"))
             request = ParseRequest(
                 texts=[text],
                 batch=False,
