@@ -179,7 +179,7 @@ def analyze_log(
     """Analyse ``config`` over the turn log in ``log`` (days ``since``..``until``
     inclusive; CUPED metrics read the ``pre_days`` days before ``since``)."""
     from voxloop.log.engines import make_engine
-    from voxloop.log.kpi import STAGES, KpiOptions, kpi_sql
+    from voxloop.log.kpi import KpiOptions, materialize_facts
     from voxloop.log.store import LogStore, parse_day
 
     start = parse_day(since, key="since")
@@ -192,9 +192,7 @@ def analyze_log(
     store = LogStore(log, since=first, until=end)
     db = make_engine(store, engine, master=master)
     try:
-        options = KpiOptions(**(kpi_options or {}))
-        for stage in STAGES:  # the KPI library's per-turn facts, as `run_kpis` builds them
-            db.materialize(stage, kpi_sql(stage, options))
+        materialize_facts(db, KpiOptions(**(kpi_options or {})))
         db.materialize("experiment_users", table)
         mixed = db.sql("SELECT COUNT(*) AS n FROM experiment_users WHERE arms > 1")
         mixed_users = int(mixed.column("n")[0].as_py() or 0)

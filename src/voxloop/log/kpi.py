@@ -61,6 +61,7 @@ __all__ = [
     "KPI_TABLES",
     "SLICE_COLUMNS",
     "STAGES",
+    "materialize_facts",
     "KpiOptions",
     "arm_users_sql",
     "compute_kpis",
@@ -255,11 +256,16 @@ def compute_kpis(
             owned.close()
 
 
-def run_kpis(engine: Engine, options: KpiOptions) -> dict[str, pa.Table]:
-    """Materialise ``rephrase_candidates`` and ``turn_facts`` on ``engine``, then run each
-    KPI of ``options``."""
+def materialize_facts(engine: Engine, options: KpiOptions) -> None:
+    """Materialise the stages every KPI reads (``rephrase_candidates``, then
+    ``turn_facts``) on ``engine``."""
     for stage in STAGES:
         engine.materialize(stage, kpi_sql(stage, options))
+
+
+def run_kpis(engine: Engine, options: KpiOptions) -> dict[str, pa.Table]:
+    """`materialize_facts`, then run each KPI of ``options``."""
+    materialize_facts(engine, options)
     return {name: engine.sql(kpi_sql(name, options)) for name in options.tables}
 
 

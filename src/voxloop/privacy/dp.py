@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from voxloop.errors import ConfigError, VoxloopError
-from voxloop.log.kpi import SLICE_COLUMNS, KpiOptions, kpi_sql
+from voxloop.log.kpi import SLICE_COLUMNS, KpiOptions, materialize_facts
 from voxloop.log.store import LogStore
 from voxloop.nlu.base import write_json_atomic
 
@@ -245,8 +245,7 @@ def bounded_counts(
     """The exact counts per slice after contribution bounding (never released as such)."""
     engine = store.engine()
     try:
-        engine.materialize("turn_facts", kpi_sql("turn_facts", KpiOptions(by=tuple(by),
-                                                  low_confidence=low_confidence)))  # fmt: skip
+        materialize_facts(engine, KpiOptions(by=tuple(by), low_confidence=low_confidence))
         return engine.sql(_counts_sql(by, max_turns_per_user, low_confidence))
     finally:
         engine.close()
