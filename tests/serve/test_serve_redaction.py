@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -84,7 +85,11 @@ def test_a_running_servers_log_holds_no_personal_value(
     assert any("[phone_number]" in t["text"] for t in turns)
     assert any("[email]" in t["text"] for t in turns)
     assert any("[card_number]" in t["text"] for t in turns)
-    leaked = [v for v in personal if any(v in s for s in strings)]
+    # A placeholder may contain a word the model tagged (it once tagged "card" in "my
+    # card is ..." as a name): look for each value as a word outside the placeholders.
+    bare = [re.sub(r"\[[a-z_]+\]", " ", s) for s in strings]
+    leaked = [v for v in personal
+              if any(re.search(rf"(?<!\w){re.escape(v)}(?!\w)", s) for s in bare)]  # fmt: skip
     assert not leaked, leaked
     assert len({t["user_id"] for t in turns}) == 1 and turns[0]["session_id"] is None
 
