@@ -44,7 +44,9 @@ def run_once(users: int, days: int) -> tuple[float, dict[str, float], list[str]]
             current = f"{m[1]}. {m[2]}"
         elif (m := DONE.match(line)) and current:
             steps[current] = float(m[1])
-    verdicts = [line.strip() for line in result.stdout.splitlines() if "experiment " in line]
+    verdicts = [
+        s for line in result.stdout.splitlines() if (s := line.strip()).startswith("experiment ")
+    ]
     return seconds, steps, verdicts
 
 
