@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxloop.serve.auth import ApiKeys
+from voxloop.serve.jsonresponse import JSONResponse
 from voxloop.serve.metrics import Metrics
 from voxloop.serve.openapi import DOCS_HTML, openapi_document
 from voxloop.serve.payloads import (

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from voxloop.errors import ConfigError, VoxloopError
 from voxloop.serve.auth import ApiKeys
+from voxloop.serve.jsonresponse import JSONResponse
 from voxloop.serve.payloads import BadRequest, ParseRequest, parse_json
 from voxloop.serve.service import Answer, NotReady, QueueFull, Service
 
