@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxloop.serve.auth import ApiKeys
-from voxloop.serve.jsonresponse import JSONResponse
+from voxloop.serve.jsonresponse import REFUSED, RETRY_AFTER, JSONResponse, error, refusal
 from voxloop.serve.metrics import Metrics
 from voxloop.serve.openapi import DOCS_HTML, openapi_document
 from voxloop.serve.payloads import (
@@ -36,7 +36,7 @@ from voxloop.serve.payloads import (
     read_rasa_request,
 )
 from voxloop.serve.registry import RegistryError
-from voxloop.serve.service import Answer, NotReady, QueueFull, Service
+from voxloop.serve.service import Answer, Service
 from voxloop.serve.wyoming import WyomingEndpoint
 
 if TYPE_CHECKING:
@@ -45,12 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 _log = logging.getLogger(__name__)
-RETRY_AFTER = "1"
-
-
-def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The one error shape."""
-    return JSONResponse({"error": message, "status": status}, status, headers=headers)
 
 
 class ObserveMiddleware:
@@ -128,14 +122,8 @@ def create_app(
         try:
             parse_request = read(await read_json(request))
             answers = await service.parse(parse_request, channel=channel, started=started)
-        except BadRequest as e:
-            return error(e.status, e.message)
-        except NotReady as e:
-            return error(503, f"not ready: {e}", {"Retry-After": RETRY_AFTER})
-        except QueueFull as e:
-            return error(503, f"overloaded: {e}", {"Retry-After": RETRY_AFTER})
-        except TimeoutError:
-            return error(504, f"not answered within {config.timeout:g} s")
+        except REFUSED as e:
+            return refusal(e, config.timeout)
         return JSONResponse(render(parse_request, answers))
 
     def render_v1(request: ParseRequest, answers: list[Answer]) -> Any:

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from voxloop.errors import ConfigError, VoxloopError
 from voxloop.serve.auth import ApiKeys
-from voxloop.serve.jsonresponse import JSONResponse
+from voxloop.serve.jsonresponse import REFUSED, JSONResponse, error, refusal
 from voxloop.serve.payloads import BadRequest, ParseRequest, parse_json
 from voxloop.serve.service import Answer, NotReady, QueueFull, Service
 
@@ -133,10 +133,6 @@ class SpeechEndpoint:
         return SpeechAnswer(recognition, answer, (time.perf_counter() - started) * 1000)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status, headers=headers)
-
-
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     too_big = f"audio body over {limit} bytes (--max-audio-bytes)"
@@ -183,7 +179,7 @@ def recognize_route(speech: SpeechEndpoint, keys: ApiKeys) -> Route:
         started = time.perf_counter()
         denied = keys.check_parse(request.headers)
         if denied is not None:
-            return _error(denied.status, denied.message)
+            return error(denied.status, denied.message)
         timeout = service.config.timeout
         try:
             ids = _query_ids(request)
@@ -196,14 +192,8 @@ def recognize_route(speech: SpeechEndpoint, keys: ApiKeys) -> Route:
                 status = 413 if "limit is" in e.problem else 422
                 raise BadRequest(status, str(e)) from None
             result = await speech.understand(samples, started=started, **ids)
-        except BadRequest as e:
-            return _error(e.status, e.message)
-        except NotReady as e:
-            return _error(503, f"not ready: {e}", {"Retry-After": "1"})
-        except QueueFull as e:
-            return _error(503, f"overloaded: {e}", {"Retry-After": "1"})
-        except TimeoutError:
-            return _error(504, f"not answered within {timeout:g} s")
+        except REFUSED as e:
+            return refusal(e, timeout)
         return JSONResponse(result.to_json())
 
     return Route("/v1/recognize", recognize, methods=["POST"])

@@ -93,23 +93,18 @@ class Router:
 
     def check(self, versions: Iterable[str], policies: Iterable[str]) -> None:
         """Fail fast when an arm names a model version or policy the server does not have."""
-        versions, policies = set(versions), set(policies)
-        for version, user in self.model_versions().items():
-            if version not in versions:
-                have = ", ".join(sorted(versions)) or "none"
-                raise ConfigError(
-                    f"{user} needs model version {version!r}, which is not loaded "
-                    f"(loaded: {have}); load it with --extra-model {version}=DIR",
-                    key="model_version",
-                )
-        for policy, user in self.policies().items():
-            if policy not in policies:
-                have = ", ".join(sorted(policies)) or "none"
-                raise ConfigError(
-                    f"{user} needs policy {policy!r}, which is not loaded (loaded: {have}); "
-                    f"load it with --policy {policy}=DIR",
-                    key="policy",
-                )
+        for needed, have, what, option in (
+            (self.model_versions(), set(versions), "model version", "--extra-model"),
+            (self.policies(), set(policies), "policy", "--policy"),
+        ):
+            for name, user in needed.items():
+                if name not in have:
+                    loaded = ", ".join(sorted(have)) or "none"
+                    raise ConfigError(
+                        f"{user} needs {what} {name!r}, which is not loaded (loaded: {loaded}); "
+                        f"load it with {option} {name}=DIR",
+                        key=what.replace(" ", "_"),
+                    )
 
 
 def _check_exclusive(config: ExperimentsConfig) -> None:

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -214,7 +214,7 @@ class Service:
         except TimeoutError:
             self.metrics.rejected.inc(len(request.texts), reason="timeout")
             raise
-        answers = []
+        chosen = []  # (turn id, parse, response): the latency counts the responses' choice
         for r in results:
             turn_id = new_turn_id()
             (parse,) = with_locale([r.parse], locale)
@@ -229,11 +229,12 @@ class Service:
                     session_id=request.session_id,
                     context=request.context,
                 )
-            answers.append(
-                Answer(turn_id, parse, r.model_version, r.parse_ms, 0.0, route, response)
-            )
+            chosen.append((turn_id, parse, response))
         latency_ms = (time.perf_counter() - started) * 1000
-        answers = [replace(a, latency_ms=latency_ms) for a in answers]
+        answers = [
+            Answer(turn_id, parse, r.model_version, r.parse_ms, latency_ms, route, response)
+            for (turn_id, parse, response), r in zip(chosen, results, strict=True)
+        ]
         if self.writer is not None:
             self._log_turns(
                 [

@@ -37,6 +37,7 @@ from wyoming.intent import Entity, Intent, NotRecognized, Recognize
 from wyoming.server import AsyncEventHandler, AsyncServer
 
 from voxloop import __version__
+from voxloop.serve.jsonresponse import REFUSED
 from voxloop.serve.payloads import BadRequest, ParseRequest, check_text
 from voxloop.serve.service import NotReady, QueueFull, Service
 
@@ -47,6 +48,18 @@ __all__ = ["IntentHandler", "WyomingEndpoint", "describe"]
 
 _log = logging.getLogger(__name__)
 _ATTRIBUTION = Attribution(name="voxloop", url="https://pypi.org/project/voxloop/")
+
+
+def refusal(error: Exception) -> Event:
+    """The Wyoming ``error`` event for a request the service refused (one of
+    `voxloop.serve.jsonresponse.REFUSED`, which HTTP answers with `jsonresponse.refusal`)."""
+    if isinstance(error, BadRequest):
+        return Error(text=error.message, code="bad-request").event()
+    if isinstance(error, NotReady):
+        return Error(text=f"not ready: {error}", code="not-ready").event()
+    if isinstance(error, QueueFull):
+        return Error(text="overloaded: try again", code="overloaded").event()
+    return Error(text="timed out", code="timeout").event()
 
 
 def describe(service: Service, speech: SpeechEndpoint | None = None) -> Info:
@@ -165,14 +178,8 @@ class IntentHandler(AsyncEventHandler):
             if samples.size == 0:
                 return Transcript(text="").event()
             result = await self.speech.understand(samples)
-        except BadRequest as e:
-            return Error(text=e.message, code="bad-request").event()
-        except NotReady as e:
-            return Error(text=f"not ready: {e}", code="not-ready").event()
-        except QueueFull:
-            return Error(text="overloaded: try again", code="overloaded").event()
-        except TimeoutError:
-            return Error(text="timed out", code="timeout").event()
+        except REFUSED as e:
+            return refusal(e)
         context: dict[str, Any] = {
             "nbest": [{"text": h.text, "score": h.score} for h in result.recognition.hypotheses]
         }
@@ -201,14 +208,8 @@ class IntentHandler(AsyncEventHandler):
             (answer,) = await self.service.parse(request, channel="wyoming")
         except (KeyError, TypeError):
             return Error(text="recognize needs a 'text' string", code="bad-request").event()
-        except BadRequest as e:
-            return Error(text=e.message, code="bad-request").event()
-        except NotReady as e:
-            return Error(text=f"not ready: {e}", code="not-ready").event()
-        except QueueFull:
-            return Error(text="overloaded: try again", code="overloaded").event()
-        except TimeoutError:
-            return Error(text="timed out", code="timeout").event()
+        except REFUSED as e:
+            return refusal(e)
         parse = answer.parse
         reply_context: dict[str, Any] = {
             "turn_id": answer.turn_id,
