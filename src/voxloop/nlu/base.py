@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -18,6 +19,7 @@ from voxloop.errors import ModelFormatError
 from voxloop.schema import Parse, Span, Utterance
 
 __all__ = [
+    "domains_by_intent",
     "MANIFEST",
     "FORMAT_VERSION",
     "Parser",
@@ -44,6 +46,15 @@ class Parser(Protocol):
 
     @classmethod
     def load(cls, path: str | Path) -> Self: ...
+
+
+def domains_by_intent(utterances: Iterable[Utterance]) -> dict[str, str]:
+    """Each intent's most frequent domain in labelled data (what a parse reports)."""
+    counts: dict[str, Counter[str]] = {}
+    for u in utterances:
+        if u.domain is not None:
+            counts.setdefault(u.intent or "", Counter())[u.domain] += 1
+    return {i: c.most_common(1)[0][0] for i, c in sorted(counts.items())}
 
 
 def span_to_dict(span: Span) -> dict[str, Any]:

@@ -10,14 +10,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
 from voxloop.errors import DataError, ModelFormatError
-from voxloop.nlu.base import FORMAT_VERSION, MANIFEST, read_manifest, write_json_atomic
+from voxloop.nlu.base import (
+    FORMAT_VERSION,
+    MANIFEST,
+    domains_by_intent,
+    read_manifest,
+    write_json_atomic,
+)
 from voxloop.nlu.intent_classifier import IntentClassifier, SentenceEncoderChoice
 from voxloop.nlu.locales import default_locale, majority_locale
 from voxloop.nlu.slot_tagger import SlotTagger
@@ -109,11 +114,7 @@ class ClassicalParser:
         ).fit(train, self._dir)
         if on_stage is not None:
             on_stage("slot tagger")
-        by_intent: dict[str, Counter[str]] = {}
-        for u in train:
-            if u.domain is not None:
-                by_intent.setdefault(u.intent or "", Counter())[u.domain] += 1
-        self.domains_ = {i: c.most_common(1)[0][0] for i, c in sorted(by_intent.items())}
+        self.domains_ = domains_by_intent(train)
         self.locales_ = sorted({u.locale for u in train})
         self.default_locale_ = majority_locale(u.locale for u in train)
         self.training_seconds_ = time.perf_counter() - started

@@ -39,7 +39,6 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +49,13 @@ import numpy as np
 import numpy.typing as npt
 
 from voxloop.errors import ConfigError, DataError, ModelFormatError
-from voxloop.nlu.base import FORMAT_VERSION, MANIFEST, read_manifest, write_json_atomic
+from voxloop.nlu.base import (
+    FORMAT_VERSION,
+    MANIFEST,
+    domains_by_intent,
+    read_manifest,
+    write_json_atomic,
+)
 from voxloop.nlu.encoders import prune_unigram, resolve_encoder
 from voxloop.nlu.evaluate import calibration_bins, evaluate, expected_calibration_error
 from voxloop.nlu.runtime import (
@@ -408,11 +413,7 @@ class TransformerParser:
                 [[t == "O" or t[2:] in seen[i] for t in self.tags_] for i in self.intents_],
                 dtype=bool,
             )
-        by_intent: dict[str, Counter[str]] = {}
-        for u in train:
-            if u.domain is not None:
-                by_intent.setdefault(u.intent or "", Counter())[u.domain] += 1
-        self.domains_ = {i: c.most_common(1)[0][0] for i, c in sorted(by_intent.items())}
+        self.domains_ = domains_by_intent(train)
         self.locales_ = sorted({u.locale for u in train})
 
         encoder = resolve_encoder(self.encoder)
