@@ -1,7 +1,8 @@
 """The transformer parser: trains with torch, exports to ONNX, serves with onnxruntime.
 
-Kept small (a few hundred SNIPS utterances, two epochs) so the file runs in a few minutes
-on 2 cores; the accuracy targets are the benchmark's business.
+What every parser must do is in `test_parser_conformance.py`; this file checks what is
+particular to this one. Kept small (a few hundred SNIPS utterances, two epochs) so the file
+runs in a few minutes on 2 cores; the accuracy targets are the benchmark's business.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 
 from voxloop.data import load_corpus  # noqa: E402
-from voxloop.errors import DataError, ModelFormatError  # noqa: E402
+from voxloop.errors import ModelFormatError  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
 from voxloop.nlu.runtime import OnnxParser, first_subwords, viterbi  # noqa: E402
 from voxloop.nlu.tokenize import tokenize  # noqa: E402
@@ -97,29 +96,7 @@ def test_threshold_rejects_the_wrong_low_confidence_guesses_only() -> None:
 
 
 # --- training -------------------------------------------------------------------------
-def test_parser_overfits_twenty_examples(snips: dict[str, Sequence[Utterance]]) -> None:
-    twenty = [u for u in snips["train"] if u.slots][:20]
-    parser = TransformerParser(
-        max_epochs=1,
-        min_steps=60,  # 20 epochs of 3 batches
-        batch_size=8,
-        learning_rate=2e-4,
-        head_learning_rate=5e-3,
-        threads=2,
-        progress=False,
-    ).fit(twenty)
-    result = evaluate(twenty, parser.parse([u.text for u in twenty]))
-    assert result.intent_accuracy == 1.0
-    assert result.slot_f1 >= 0.95
-
-
-def test_parser_learns_snips_from_a_slice(
-    trained: TransformerParser, snips: dict[str, Sequence[Utterance]]
-) -> None:
-    test = snips["test"]
-    result = evaluate(test, trained.parse([u.text for u in test]))
-    assert result.intent_accuracy >= 0.9
-    assert result.slot_f1 >= 0.45  # 450 utterances, 2 epochs: a floor, not a target
+def test_training_history_has_the_dev_metrics_of_each_epoch(trained: TransformerParser) -> None:
     assert [h["epoch"] for h in trained.history_] == [1, 2]
     assert {"loss", "dev_intent_accuracy", "dev_slot_f1", "dev_exact_match"} <= set(
         trained.history_[0]
@@ -132,11 +109,6 @@ def test_progress_stages_are_reported(snips: dict[str, Sequence[Utterance]]) -> 
         snips["train"][:30], on_stage=stages.append
     )
     assert stages == ["epoch 1", "calibration", "export"]
-
-
-def test_training_data_without_intents_is_refused() -> None:
-    with pytest.raises(DataError, match="no intent"):
-        TransformerParser().fit([Utterance("turn on the light", intent=None)])
 
 
 # --- export ---------------------------------------------------------------------------
@@ -214,21 +186,6 @@ def test_a_batch_of_one_parse_is_independent_of_the_batch(
     assert single.parse([]) == []
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(text=st.text(min_size=1, max_size=60))
-def test_parse_returns_character_spans_inside_the_text(
-    trained: TransformerParser, text: str
-) -> None:
-    (parse,) = trained.parse([text])
-    assert parse.text == text
-    for span in parse.slots:
-        assert 0 <= span.start < span.end <= len(text)
-        assert text[span.start : span.end] == span.value
-        assert span.confidence is not None and 0.0 <= span.confidence <= 1.0 + 1e-9
-
-
 def test_slots_are_exact_spans_of_the_original_text(trained: TransformerParser) -> None:
     text = "Play  ÉDITH Piaf's   “La Vie en Rose” on Spotify"
     (parse,) = trained.parse([text])
@@ -237,14 +194,10 @@ def test_slots_are_exact_spans_of_the_original_text(trained: TransformerParser) 
         assert span.value == span.value.strip() and span.value
 
 
-def test_ranking_is_sorted_and_confidences_are_probabilities(
+def test_parses_carry_the_model_locale_and_no_domain_for_snips(
     trained: TransformerParser, snips: dict[str, Sequence[Utterance]]
 ) -> None:
     for parse in trained.parse([u.text for u in snips["test"][:50]]):
-        scores = [r.confidence for r in parse.ranking]
-        assert scores == sorted(scores, reverse=True)
-        assert 0.0 <= scores[-1] and scores[0] <= 1.0 + 1e-9 and sum(scores) <= 1.0 + 1e-6
-        assert parse.confidence == scores[0]
         assert parse.domain is None and parse.locale == "en-US"
 
 
@@ -271,12 +224,4 @@ def test_loading_a_classical_model_as_transformer_says_so(tmp_path: Path, saved:
     manifest["model_type"] = "classical"
     (model / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFormatError, match="not a transformer model"):
-        OnnxParser.load(model)
-
-
-def test_damaged_onnx_file_is_a_model_format_error(tmp_path: Path, saved: Path) -> None:
-    model = tmp_path / "model"
-    shutil.copytree(saved, model)
-    (model / "model.int8.onnx").write_bytes(b"not onnx")
-    with pytest.raises(ModelFormatError, match="unreadable ONNX model"):
         OnnxParser.load(model)
