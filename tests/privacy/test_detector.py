@@ -59,3 +59,35 @@ def test_a_missing_detector_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_redaction_config(_config(tmp_path, "nowhere"), environ=SALT)
     assert e.value.key == "detector"
+
+
+def test_the_transformer_detector_finds_personal_words_and_survives_save_load(
+    datasets: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    corpus = load_corpus(f"hwu64:{datasets / 'hwu64'}")
+    train = list(corpus.split("train"))
+    random.Random(0).shuffle(train)
+    detector = PersonalDetector(
+        DEFAULT_SLOT_TYPES, target_recall=0.9, encoder="transformer", epochs=2
+    )
+    detector.fit(train[:800], train[800:1100])
+    detector.save(tmp_path / "detector")
+    assert {p.name for p in (tmp_path / "detector").iterdir()} == {"detector.json", "encoder"}
+    loaded = PersonalDetector.load(tmp_path / "detector")
+    text = "send an email to my sister jessica about dinner in london"
+    assert loaded.regions(text) == detector.regions(text)
+    assert any("jessica" in text[s:e] for s, e, _ in loaded.regions(text))
+
+    test = list(corpus.split("test"))
+    config = load_redaction_config(_config(tmp_path, "detector"), environ=SALT)
+    none = [Parse(u.text, None, 0.0, (), ()) for u in test]
+    found = redaction_recall(test, config, none, detector=Redactor(config).detector)
+    assert found.recall() > 0.8 and found.over_redaction < 0.35
+
+
+def test_an_unknown_detector_encoder_is_refused() -> None:
+    with pytest.raises(ConfigError, match="hashed, transformer") as e:
+        PersonalDetector(DEFAULT_SLOT_TYPES, encoder="bert")  # type: ignore[arg-type]
+    assert e.value.key == "encoder"

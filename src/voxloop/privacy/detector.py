@@ -1,34 +1,47 @@
 """A high-recall detector of personal words, the fallback when the NLU misses them.
 
-The NLU's slot tagger is tuned for F1; redaction needs recall. This detector is a
-multinomial logistic regression per token (classes: ``O`` and each personal slot type)
-over hashed features of the word and its neighbours (word, affixes, shape, ±2 words, the
-bigrams around it), trained on a corpus's own personal slots. A token is personal when
-P(not O) >= ``threshold``; the threshold is chosen on held-out data as the largest one that
-hides ``target_recall`` of the held-out personal spans (every token of a span flagged).
-Adjacent flagged tokens form one region, labelled with their most probable type.
+The NLU's slot tagger is tuned for F1; redaction needs recall. This detector scores each
+token's probability of being personal, trained on a corpus's own personal slots, with one
+of two encoders:
 
-Saved as ``detector.json`` + ``detector.npz`` (no pickle). Inference is numpy only.
+- ``hashed`` (the default): a multinomial logistic regression per token (classes: ``O``
+  and each personal slot type) over hashed features of the word and its neighbours (word,
+  affixes, shape, ±2 words, the bigrams around it). Saved as ``detector.json`` +
+  ``detector.npz``; inference is numpy only.
+- ``transformer``: the MiniLM joint model of `voxloop.nlu.transformer` fine-tuned to tag
+  only the personal slot types (its intent is "has personal data or not"); a token's score
+  is 1 - P(O) of its first sub-word. Needs ``voxloop[train]`` to train; saved as
+  ``detector.json`` + the ONNX model directory ``encoder/``, served by onnxruntime (int8).
+
+A token is personal when its score >= ``threshold``; the threshold is chosen on held-out
+data as the largest one that hides ``target_recall`` of the held-out personal spans (every
+token of a span flagged). Adjacent flagged tokens form one region, labelled with their most
+probable type. No pickle either way.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from voxloop.errors import ModelFormatError
+from voxloop.errors import ConfigError, ModelFormatError
 from voxloop.nlu.tokenize import Token, tokenize
 from voxloop.schema import Utterance
 
-__all__ = ["PersonalDetector"]
+__all__ = ["ENCODERS", "PersonalDetector"]
 
 FORMAT_VERSION = 1
 _BITS = 18
+Encoder = Literal["hashed", "transformer"]
+ENCODERS: tuple[Encoder, ...] = ("hashed", "transformer")
+_ENCODER_DIR = "encoder"
+_HAS, _HAS_NOT = "personal", "not_personal"
 
 
 def _shape(word: str) -> str:
@@ -96,10 +109,26 @@ def _token_labels(u: Utterance, tokens: Sequence[Token], labels: set[str]) -> li
 class PersonalDetector:
     """Personal-word detector (see the module docstring); ``fit`` then `regions`."""
 
-    def __init__(self, labels: Iterable[str], *, target_recall: float = 0.99, C: float = 4.0):
+    def __init__(
+        self,
+        labels: Iterable[str],
+        *,
+        target_recall: float = 0.99,
+        C: float = 4.0,
+        encoder: Encoder = "hashed",
+        epochs: int = 3,
+    ):
+        if encoder not in ENCODERS:
+            raise ConfigError(
+                f"must be one of {', '.join(ENCODERS)}, not {encoder!r}", key="encoder"
+            )
         self.labels = sorted(set(labels))
         self.target_recall = target_recall
         self.C = C
+        self.encoder = encoder
+        self.epochs = epochs
+        self.runtime_: Any = None  # the ONNX model of the transformer encoder
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.classes_: list[str] = []
         self.weights_: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         self.bias_: np.ndarray = np.zeros(0, dtype=np.float32)
@@ -126,6 +155,32 @@ class PersonalDetector:
 
     def fit(self, train: Sequence[Utterance], heldout: Sequence[Utterance]) -> PersonalDetector:
         """Train on ``train``; choose the threshold on ``heldout`` for the target recall."""
+        if self.encoder == "transformer":
+            self._fit_transformer(train, heldout)
+        else:
+            self._fit_hashed(train)
+        self.choose_threshold(heldout)
+        return self
+
+    def _personal_only(self, u: Utterance) -> Utterance:
+        slots = tuple(s for s in u.slots if s.label in self.labels)
+        return Utterance(u.text, _HAS if slots else _HAS_NOT, slots, None, u.locale, u.id)
+
+    def _fit_transformer(self, train: Sequence[Utterance], heldout: Sequence[Utterance]) -> None:
+        from voxloop.nlu.runtime import OnnxParser
+        from voxloop.nlu.transformer import TransformerParser
+
+        parser = TransformerParser(max_epochs=self.epochs, progress=False)
+        parser.fit(
+            [self._personal_only(u) for u in train], [self._personal_only(u) for u in heldout]
+        )
+        self._workdir = tempfile.TemporaryDirectory(prefix="voxloop-detector-")
+        path = Path(self._workdir.name) / _ENCODER_DIR
+        parser.save(path, {"purpose": "personal-data detector"})
+        self.runtime_ = OnnxParser.load(path)
+        self.classes_ = ["O", *self.labels]
+
+    def _fit_hashed(self, train: Sequence[Utterance]) -> None:
         from sklearn.linear_model import LogisticRegression
 
         x, y, _ = self._matrix(train)
@@ -141,14 +196,13 @@ class PersonalDetector:
         self.weights_ = np.zeros((1 << _BITS, len(self.classes_)), dtype=np.float32)
         self.weights_[used] = coef
         self.bias_ = bias
-        self._choose_threshold(heldout)
-        return self
 
-    def _choose_threshold(self, heldout: Sequence[Utterance]) -> None:
+    def choose_threshold(self, heldout: Sequence[Utterance]) -> None:
+        """Set the threshold that hides ``target_recall`` of ``heldout``'s personal spans."""
         lowest: list[float] = []  # per gold span: the lowest P(personal) of its tokens
         for u in heldout:
             tokens = tokenize(u.text)
-            personal = self._personal_proba(_words(tokens))[0] if tokens else np.zeros(0)
+            personal = self._personal_proba(u.text, tokens)[0] if tokens else np.zeros(0)
             for s in u.slots:
                 if s.label not in self.labels:
                     continue
@@ -164,8 +218,11 @@ class PersonalDetector:
         self.heldout_recall_ = float(np.mean(np.asarray(lowest) >= self.threshold_))
 
     # --- inference ------------------------------------------------------------------
-    def _personal_proba(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """P(personal) per word and the most probable personal class index."""
+    def _personal_proba(self, text: str, tokens: Sequence[Token]) -> tuple[np.ndarray, list[str]]:
+        """P(personal) per token and its most probable personal type."""
+        if self.runtime_ is not None:
+            return self._transformer_proba(text, tokens)
+        words = _words(tokens)
         indptr, indices = _hash_rows(_features(words, i) for i in range(len(words)))
         # (a rare hash collision inside one token counts twice: harmless for a detector)
         scores = np.add.reduceat(self.weights_[indices], indptr[:-1], axis=0) + self.bias_
@@ -176,19 +233,39 @@ class PersonalDetector:
         personal = 1 - p[:, o] if o >= 0 else np.ones(len(words))
         if o >= 0:
             p[:, o] = -1
-        return personal, p.argmax(axis=1)
+        return personal, [self.classes_[int(k)] for k in p.argmax(axis=1)]
+
+    def _transformer_proba(
+        self, text: str, tokens: Sequence[Token]
+    ) -> tuple[np.ndarray, list[str]]:
+        from voxloop.nlu.runtime import first_subwords, softmax
+
+        offsets, _, slot_logits = self.runtime_.logits([text])
+        tags: list[str] = self.runtime_.decoder_.tags
+        p = softmax(slot_logits[0])
+        outside = tags.index("O")
+        personal = np.zeros(len(tokens))
+        labels = [self.labels[0]] * len(tokens)
+        for i, j in enumerate(first_subwords(tokens, offsets[0])):
+            if j < 0:
+                continue
+            personal[i] = 1.0 - p[j, outside]
+            row = p[j].copy()
+            row[outside] = -1.0
+            labels[i] = tags[int(row.argmax())][2:]
+        return personal, labels
 
     def regions(self, text: str) -> list[tuple[int, int, str]]:
         """The personal regions of ``text``: runs of flagged tokens, with their type."""
         tokens = tokenize(text)
         if not tokens:
             return []
-        personal, best = self._personal_proba(_words(tokens))
+        personal, best = self._personal_proba(text, tokens)
         out: list[tuple[int, int, str]] = []
         for i, (_, start, end) in enumerate(tokens):
             if personal[i] < self.threshold_:
                 continue
-            label = self.classes_[int(best[i])]
+            label = best[i]
             if out and i > 0 and personal[i - 1] >= self.threshold_:
                 out[-1] = (out[-1][0], end, out[-1][2])
             else:
@@ -208,16 +285,26 @@ class PersonalDetector:
             "target_recall": self.target_recall,
             "heldout_recall": self.heldout_recall_,
             "hash_bits": _BITS,
+            "encoder": self.encoder,
         }
+        if self.runtime_ is not None:
+            self.runtime_.save(directory / _ENCODER_DIR)
+        else:
+            np.savez(directory / "detector.npz", weights=self.weights_, bias=self.bias_)
         (directory / "detector.json").write_text(json.dumps(state, indent=2) + "\n")
-        np.savez(directory / "detector.npz", weights=self.weights_, bias=self.bias_)
 
     @classmethod
     def load(cls, directory: str | Path) -> PersonalDetector:
         directory = Path(directory)
         try:
             state = json.loads((directory / "detector.json").read_text())
-            arrays = np.load(directory / "detector.npz", allow_pickle=False)
+            encoder = state.get("encoder", "hashed")
+            if encoder == "transformer":
+                from voxloop.nlu.runtime import OnnxParser
+
+                runtime = OnnxParser.load(directory / _ENCODER_DIR)
+            else:
+                arrays = np.load(directory / "detector.npz", allow_pickle=False)
         except (OSError, ValueError) as e:
             raise ModelFormatError(f"{directory}: not a personal-data detector ({e})") from None
         if (
@@ -229,12 +316,15 @@ class PersonalDetector:
                 f"{directory}: not a personal-data detector of format {FORMAT_VERSION}; "
                 "train it again"
             )
-        detector = cls(state["labels"], target_recall=state["target_recall"])
+        detector = cls(state["labels"], target_recall=state["target_recall"], encoder=encoder)
         detector.classes_ = list(state["classes"])
         detector.threshold_ = float(state["threshold"])
         detector.heldout_recall_ = state.get("heldout_recall")
-        detector.weights_ = arrays["weights"]
-        detector.bias_ = arrays["bias"]
+        if encoder == "transformer":
+            detector.runtime_ = runtime
+        else:
+            detector.weights_ = arrays["weights"]
+            detector.bias_ = arrays["bias"]
         return detector
 
 
@@ -253,12 +343,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="detector directory to write")
     p.add_argument("--slot-types", default=",".join(DEFAULT_SLOT_TYPES))
     p.add_argument("--target-recall", type=float, default=0.95)
+    p.add_argument("--encoder", choices=ENCODERS, default="hashed")
+    p.add_argument("--epochs", type=int, default=3, help="transformer encoder: training epochs")
     args = p.parse_args(argv)
     try:
         train = list(load_corpus(args.data).split("train"))
         random.Random(0).shuffle(train)
         cut = int(len(train) * 0.85)
-        detector = PersonalDetector(args.slot_types.split(","), target_recall=args.target_recall)
+        detector = PersonalDetector(
+            args.slot_types.split(","),
+            target_recall=args.target_recall,
+            encoder=args.encoder,
+            epochs=args.epochs,
+        )
         detector.fit(train[:cut], train[cut:]).save(args.out)
     except VoxloopError as e:
         print(f"voxloop: error: {e}", file=sys.stderr)
