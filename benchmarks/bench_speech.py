@@ -17,6 +17,8 @@ NLU on the gold text. The NLU model is trained first with the CLI, e.g.
     voxloop train --data massive:../shared/datasets/massive/en-US.jsonl --out /tmp/massive-en
     OMP_NUM_THREADS=2 python benchmarks/bench_speech.py --model /tmp/massive-en --limit 300
     python benchmarks/bench_speech.py --model /tmp/massive-en            # the whole test set
+    python benchmarks/bench_speech.py --model /tmp/massive-en --configs whisper+bias --ps-limit 0
+                                         # the whole test set, the target configuration only
 
 (MASSIVE en-US train is SLURP's train split, which is not in the shared folder; its dev and
 test are SLURP's devel and test.)
@@ -57,6 +59,11 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="first N test utterances (default: all)")
     ap.add_argument("--ps-limit", type=int, default=60, help="pocketsphinx on the first N only")
     ap.add_argument("--rescore", default="0.1,0.4", help="LM,NLU weights of the n-best pick")
+    ap.add_argument(
+        "--configs",
+        default="whisper,whisper+bias",
+        help="Whisper configurations to run: whisper, whisper+bias (comma-separated)",
+    )
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
@@ -67,10 +74,15 @@ def main() -> int:
     if args.limit:
         gold = gold[: args.limit]
     bias = Bias.from_texts(u.text for u in load_corpus(args.bias_data).split("train"))
-    configs: dict[str, Any] = {
-        "whisper": WhisperRecognizer(cpu_threads=2),
-        "whisper+bias": WhisperRecognizer(cpu_threads=2, prompt=bias.prompt),
+    whisper = {
+        "whisper": lambda: WhisperRecognizer(cpu_threads=2),
+        "whisper+bias": lambda: WhisperRecognizer(cpu_threads=2, prompt=bias.prompt),
     }
+    wanted = [c for c in args.configs.split(",") if c]
+    unknown = sorted(set(wanted) - set(whisper))
+    if unknown:
+        ap.error(f"--configs: unknown configuration(s) {unknown}; known: {sorted(whisper)}")
+    configs: dict[str, Any] = {name: whisper[name]() for name in wanted}
     if args.ps_limit:
         configs["pocketsphinx"] = PocketsphinxRecognizer()
         configs["pocketsphinx+lm"] = PocketsphinxRecognizer(lm=bias.arpa_file())
