@@ -143,6 +143,30 @@ def test_a_full_queue_refuses_at_once() -> None:
     run(go())
 
 
+def test_texts_that_would_wait_past_the_delay_bound_are_refused() -> None:
+    # 0.1 s per text, one text per call: with 0.25 s allowed, two texts may wait (one in
+    # the model, one queued), a third would wait ~0.3 s and is refused at once.
+    model = Recorder(delay=0.1)
+
+    async def go() -> None:
+        batcher = MicroBatcher(model, max_batch_size=1, max_wait=0.0, max_queue_delay=0.25)
+        await batcher.start()
+        await batcher.submit(["measures the pace"])
+        assert batcher.seconds_per_text == pytest.approx(0.1, abs=0.05)
+        first = asyncio.ensure_future(batcher.submit(["a"]))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(batcher.submit(["b"]))
+        await asyncio.sleep(0)
+        started = time.perf_counter()
+        with pytest.raises(QueueFull, match="limit 0.25 s"):
+            await batcher.submit(["c"])
+        assert time.perf_counter() - started < 0.05  # refused, not queued
+        assert [r.parse.text for r in await first + await second] == ["a", "b"]
+        await batcher.stop()
+
+    run(go())
+
+
 def test_a_model_failure_fails_its_batch_and_the_next_batch_works() -> None:
     model = Recorder(fail=True)
 

@@ -5,7 +5,11 @@ until the batch holds ``max_batch_size`` texts or ``max_wait`` seconds have pass
 took the first, and runs the model on a worker thread (the event loop keeps serving while
 the model works). Texts that arrive during a model call form the next batch, so batches
 grow with load and a lone text waits at most ``max_wait``. When the queue is full,
-`submit` raises `QueueFull` at once instead of letting memory and latency grow.
+`submit` raises `QueueFull` at once instead of letting memory and latency grow; so it does
+when, with ``max_queue_delay`` set, the texts already waiting would take longer than that
+to get through the model at its recent pace (a moving average of the model time per text,
+measured under the current load): a slow model, or a model starved of CPU by a flood of
+connections, then sheds load before its requests time out in the queue.
 
 A text may name the model version that must parse it (an experiment arm's model); a batch
 only ever holds texts for one version, so texts for different versions take turns.
@@ -63,14 +67,19 @@ class MicroBatcher:
         max_batch_size: int = 32,
         max_wait: float = 0.002,
         max_queue: int = 512,
+        max_queue_delay: float | None = None,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or max_wait < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1, max_wait >= 0")
+        if max_queue_delay is not None and max_queue_delay <= 0:
+            raise ValueError("max_queue_delay must be > 0 seconds")
         self.run = run
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
         self.max_queue = max_queue
+        self.max_queue_delay = max_queue_delay
+        self.seconds_per_text = 0.0  # moving average of model time per text (0: unknown)
         self.on_batch = on_batch
         self._queue: deque[_Item] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -110,8 +119,15 @@ class MicroBatcher:
         ``version`` (None: the active model)."""
         if not self._started:
             raise RuntimeError("the batcher is not started")
+        waiting = len(self._queue) + self.in_flight
         if len(self._queue) + len(texts) > self.max_queue:
             raise QueueFull(f"{len(self._queue)} texts are waiting (limit {self.max_queue})")
+        expected = (waiting + len(texts)) * self.seconds_per_text
+        if self.max_queue_delay is not None and expected > self.max_queue_delay:
+            raise QueueFull(
+                f"{waiting} texts are ahead, about {expected:.2f} s of model time "
+                f"(limit {self.max_queue_delay:g} s)"
+            )
         loop = asyncio.get_running_loop()
         now = loop.time()
         items = [_Item(t, loop.create_future(), now, version) for t in texts]
@@ -187,6 +203,10 @@ class MicroBatcher:
         finally:
             self.in_flight = 0
         seconds = time.perf_counter() - started
+        per_text = seconds / len(batch)
+        self.seconds_per_text = (
+            per_text if self.seconds_per_text == 0 else 0.8 * self.seconds_per_text + 0.2 * per_text
+        )
         if self.on_batch is not None:
             with contextlib.suppress(Exception):  # metrics never break answering
                 self.on_batch(len(batch), seconds)

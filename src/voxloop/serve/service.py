@@ -118,6 +118,8 @@ class Service:
             max_batch_size=config.max_batch_size,
             max_wait=config.max_wait_ms / 1000,
             max_queue=config.max_queue,
+            # Shed load while a request can still be answered within its timeout.
+            max_queue_delay=config.timeout / 2,
             on_batch=self._observe_batch,
         )
         self._register_gauges()
