@@ -82,10 +82,12 @@ def detector_for(name: str, out: Path, target: float, encoder: str = "hashed") -
 
 
 # --- recall -----------------------------------------------------------------------------
-def bench_recall(out: Path, results: dict[str, Any], encoders: list[str]) -> None:
+def bench_recall(
+    out: Path, results: dict[str, Any], encoders: list[str], targets: list[float]
+) -> None:
     config = parse_redaction_config({}, environ=SALT)
     print("\n## Recall of personal spans (test splits)\n")
-    columns = [f"+ {e} detector {t}" for e in encoders for t in (0.95, 0.99)]
+    columns = [f"+ {e} detector {t}" for e in encoders for t in targets]
     print("| corpus | slot type | n | gold spans | predicted | + census names | "
           + " | ".join(columns) + " |")  # fmt: skip
     print("|---|---|---|---|---|---|" + "---|" * len(columns))
@@ -100,7 +102,7 @@ def bench_recall(out: Path, results: dict[str, Any], encoders: list[str]) -> Non
             "names": redaction_recall(test, names, parses),
         }
         for encoder in encoders:
-            for target in (0.95, 0.99):
+            for target in targets:
                 det = detector_for(name, out, target, encoder)
                 key = f"detector {target}" if encoder == "hashed" else f"{encoder} {target}"
                 runs[key] = redaction_recall(test, config, parses, detector=det)
@@ -120,7 +122,7 @@ def bench_recall(out: Path, results: dict[str, Any], encoders: list[str]) -> Non
 
 
 # --- cost -------------------------------------------------------------------------------
-def bench_cost(out: Path, results: dict[str, Any], repeats: int = 5) -> None:
+def bench_cost(out: Path, results: dict[str, Any], encoders: list[str], repeats: int = 5) -> None:
     from datetime import UTC, datetime
 
     from voxloop.schema import Turn
@@ -134,6 +136,10 @@ def bench_cost(out: Path, results: dict[str, Any], repeats: int = 5) -> None:
         "+ detector (0.95)": Redactor(parse_redaction_config({}, environ=SALT)),
     }
     configs["+ detector (0.95)"].detector = detector_for("hwu64", out, 0.95)
+    if "transformer" in encoders:
+        name = "+ transformer detector (0.99)"
+        configs[name] = Redactor(parse_redaction_config({}, environ=SALT))
+        configs[name].detector = detector_for("hwu64", out, 0.99, "transformer")
     print(f"\n## Redaction cost per turn (HWU64 test, {len(turns)} turns; load {load()})\n")
     print("| config | p50 µs | p99 µs | mean µs |")
     print("|---|---|---|---|")
@@ -371,7 +377,10 @@ def main() -> int:
     p.add_argument(
         "--detector-encoders",
         default="hashed",
-        help="recall: detectors to compare (hashed, transformer; comma-separated)",
+        help="recall and cost: detectors to compare (hashed, transformer; comma-separated)",
+    )
+    p.add_argument(
+        "--recall-targets", default="0.95,0.99", help="held-out span recall each detector aims at"
     )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
@@ -380,9 +389,10 @@ def main() -> int:
     results: dict[str, Any] = {"load_start": load()}
     print(f"{os.cpu_count()} CPUs, load average {load()} at start, {time.strftime('%F %H:%M')}")
     if "recall" in only:
-        bench_recall(args.out, results, args.detector_encoders.split(","))
+        targets = [float(t) for t in args.recall_targets.split(",")]
+        bench_recall(args.out, results, args.detector_encoders.split(","), targets)
     if "cost" in only:
-        bench_cost(args.out, results)
+        bench_cost(args.out, results, args.detector_encoders.split(","))
     if "kpi" in only:
         bench_kpi_change(args.out, results)
     if "dp" in only:

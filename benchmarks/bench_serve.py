@@ -494,6 +494,10 @@ def main() -> int:
             for share in (0.5, 0.8, 2.0):
                 # At 2x the client may hold more requests in flight than the server queues.
                 connections = 2 * args.max_queue if share > 1 else 256
+                # Each phase starts on an idle server: the closed loop before it leaves up
+                # to --concurrency requests queued (~150 ms of work for the transformer),
+                # which would land in the first requests' latency.
+                time.sleep(2.0)
                 r = run_worker(
                     {
                         **base,
