@@ -52,9 +52,12 @@ _TOKEN = re.compile(
     rf"|(?![{_INVISIBLE}])[^\w\s]"
 )
 # `fold` removes Arabic harakat and Quranic marks, tatweel and joiners, and turns the
-# invisible separators into spaces.
+# invisible separators into spaces. It keeps madda and hamza above/below (U+0653-U+0655):
+# they are parts of letters (U+0626 "ئ" is U+064A + U+0654 decomposed), so removing them
+# would fold a decomposed spelling to another letter than the composed one.
+_HARAKAT = [c for c in range(0x064B, 0x0660) if not 0x0653 <= c <= 0x0655]
 _FOLD: dict[int, str | None] = {
-    **dict.fromkeys([*range(0x064B, 0x0660), 0x0670, 0x0640, 0x200C, 0x200D]),
+    **dict.fromkeys([*_HARAKAT, 0x0670, 0x0640, 0x200C, 0x200D]),
     **dict.fromkeys([0x200B, 0x200E, 0x200F, 0x2060, 0xFEFF], " "),
     **dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], " "),
 }
