@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -27,6 +29,7 @@ __all__ = [
     "parse_to_dict",
     "read_manifest",
     "span_to_dict",
+    "staged_directory",
     "write_json_atomic",
 ]
 
@@ -92,6 +95,24 @@ def write_json_atomic(path: Path, data: Any) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def staged_directory(target: str | Path) -> Iterator[Path]:
+    """A fresh directory beside ``target`` to write into; when the block succeeds it
+    replaces ``target`` (a directory already there is removed), when it fails it is
+    deleted, so ``target`` is never half-written."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

@@ -21,6 +21,7 @@ from voxloop.nlu.base import (
     MANIFEST,
     domains_by_intent,
     read_manifest,
+    staged_directory,
     write_json_atomic,
 )
 from voxloop.nlu.intent_classifier import IntentClassifier, SentenceEncoderChoice
@@ -156,21 +157,12 @@ class ClassicalParser:
         """Write the model directory (replacing one that is there)."""
         if self.intents_ is None or self.slots_ is None or self._dir is None:
             raise ModelFormatError("nothing to save: the parser is not trained")
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
+        with staged_directory(path) as staging:
             for f in self._dir.iterdir():
                 shutil.copy2(f, staging / f.name)
             self.intents_.save(staging)
             self.slots_.save(staging)
             write_json_atomic(staging / MANIFEST, self._manifest(metadata))
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     def _manifest(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         from voxloop import __version__

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voxloop.errors import ConfigError, ModelFormatError
+from voxloop.nlu.base import staged_directory
 
 __all__ = [
     "E5_NAME",
@@ -275,19 +275,11 @@ def convert_e5(out: str | Path, source: str | Path | None = None) -> Path:
             f"#{mismatch[0]} ({len(mismatch)} differences)"
         )
     target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with staged_directory(target) as staging:
         save_file(_bert_state(e5), str(staging / "model.safetensors"), metadata={"format": "pt"})
         (staging / "config.json").write_text(json.dumps(_bert_config(e5), indent=2) + "\n")
         shutil.copy2(tokenizer_file, staging / "tokenizer.json")
         (staging / _DONE).write_text(CONVERTER_VERSION)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

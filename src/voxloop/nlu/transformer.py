@@ -54,6 +54,7 @@ from voxloop.nlu.base import (
     MANIFEST,
     domains_by_intent,
     read_manifest,
+    staged_directory,
     write_json_atomic,
 )
 from voxloop.nlu.encoders import prune_unigram, resolve_encoder
@@ -751,10 +752,7 @@ class TransformerParser:
         if self.runtime_ is None:
             raise ModelFormatError("nothing to save: the parser is not trained")
         source = self.runtime_.directory_
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
+        with staged_directory(path) as staging:
             for f in (TOKENIZER_FILE, LABELS_FILE, FP32_FILE, INT8_FILE, MANIFEST):
                 shutil.copy2(source / f, staging / f)
             if self.model_ is not None:
@@ -763,12 +761,6 @@ class TransformerParser:
                 manifest = read_manifest(staging)
                 manifest.update(metadata)
                 write_json_atomic(staging / MANIFEST, manifest)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     def _write_manifest(self, directory: Path, metadata: Mapping[str, Any] | None) -> None:
         from voxloop import __version__
