@@ -12,9 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
 
 ADMIN_KEY = "admin-key-for-tests"
 API_KEY = "api-key-for-tests"
+
+
+async def exchange(server: Server, event: Event) -> Event:
+    """Send one Wyoming event to the server with the real client; its one answer."""
+    assert server.wyoming_port is not None
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port, read_timeout=10) as client:
+        await client.write_event(event)
+        answer = await client.read_event()
+    assert answer is not None
+    return answer
 
 
 def free_port() -> int:

@@ -10,10 +10,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import API_KEY, Server, admin_headers, start_server
-from wyoming.client import AsyncTcpClient
+from servers import API_KEY, Server, admin_headers, exchange, start_server
 from wyoming.error import Error
-from wyoming.event import Event
 from wyoming.intent import Intent, Recognize
 
 from voxloop.data import load_corpus
@@ -29,15 +27,6 @@ def logged(server: Server, turn_id: str, timeout: float = 5) -> dict[str, object
             return rows[0]
         assert time.monotonic() < deadline, f"turn {turn_id} was not logged"
         time.sleep(0.05)
-
-
-async def recognize(server: Server, event: Event) -> Event:
-    assert server.wyoming_port is not None
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port, read_timeout=10) as client:
-        await client.write_event(event)
-        answer = await client.read_event()
-    assert answer is not None
-    return answer
 
 
 # --------------------------------------------------------------------------- one-locale model
@@ -71,14 +60,14 @@ def test_a_locale_the_model_does_not_serve_is_a_422_naming_what_it_serves(
 
 def test_wyoming_uses_the_language_of_the_event(server: Server) -> None:
     event = Recognize(text="turn off the kitchen light", context={"language": "en"}).event()
-    answer = asyncio.run(recognize(server, event))
+    answer = asyncio.run(exchange(server, event))
     assert Intent.is_type(answer.type), answer
     turn_id = Intent.from_event(answer).context["turn_id"]  # type: ignore[index]
     row = logged(server, turn_id)
     assert row["locale"] == "en-US" and row["channel"] == "wyoming"
 
     event = Recognize(text="schalte das licht aus", context={"language": "de"}).event()
-    answer = asyncio.run(recognize(server, event))
+    answer = asyncio.run(exchange(server, event))
     assert Error.is_type(answer.type), answer
     assert "'de'" in Error.from_event(answer).text and "en-US" in Error.from_event(answer).text
 
@@ -116,7 +105,7 @@ def test_a_two_locale_model_answers_in_the_locale_asked(bilingual: Server) -> No
     assert default.json()["locale"] in {"de-DE", "fr-FR"}
     assert it.status_code == 422 and "de-DE, fr-FR" in it.json()["error"]
     event = Recognize(text="allume la lumière du salon", context={"language": "fr"}).event()
-    answer = asyncio.run(recognize(bilingual, event))
+    answer = asyncio.run(exchange(bilingual, event))
     assert Intent.is_type(answer.type), answer
     turn_id = Intent.from_event(answer).context["turn_id"]  # type: ignore[index]
     assert logged(bilingual, turn_id)["locale"] == "fr-FR"

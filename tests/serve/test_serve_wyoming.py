@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from servers import Server
+from servers import Server, exchange
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
@@ -13,15 +13,6 @@ from wyoming.info import Describe, Info
 from wyoming.intent import Intent, NotRecognized, Recognize
 
 from voxloop.log.writer import read_log
-
-
-async def exchange(server: Server, event: Event) -> Event:
-    assert server.wyoming_port is not None
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port, read_timeout=10) as client:
-        await client.write_event(event)
-        answer = await client.read_event()
-    assert answer is not None
-    return answer
 
 
 def test_describe_lists_the_intents_the_model_handles(server: Server) -> None:
