@@ -9,6 +9,8 @@ import argparse
 import json
 from typing import Any
 
+from voxloop.log.command import add_log_range
+
 __all__ = ["register"]
 
 
@@ -50,11 +52,9 @@ def register(sub: Any) -> None:
     experiment = sub.add_parser("experiment", help="A/B experiments over the turn log")
     commands = experiment.add_subparsers(dest="experiment_command", required=True, metavar="SUB")
     p = commands.add_parser("analyze", help="lift, CI, SRM and a verdict per experiment")
-    p.add_argument("--log", required=True, help="turn log directory (`voxloop serve --log-dir`)")
+    add_log_range(p)
     p.add_argument("--config", required=True, help="the experiments TOML the server used")
     p.add_argument("--experiment", help="analyse only this experiment (default: all)")
-    p.add_argument("--since", help="the experiment's first day, YYYY-MM-DD")
-    p.add_argument("--until", help="last day, YYYY-MM-DD (inclusive)")
     p.add_argument("--pre-days", type=int, default=14,
                    help="days before --since that CUPED metrics read (default 14)")  # fmt: skip
     p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")

@@ -15,10 +15,11 @@ from typing import Any
 from voxloop.errors import ConfigError
 from voxloop.privacy.command import add_dp_options, register_log_commands
 
-__all__ = ["register"]
+__all__ = ["add_log_range", "register"]
 
 
-def _range(p: argparse.ArgumentParser) -> None:
+def add_log_range(p: argparse.ArgumentParser) -> None:
+    """``--log`` (required) and the ``--since`` / ``--until`` day range over it."""
     p.add_argument("--log", required=True, help="log directory (`voxloop serve --log-dir`)")
     p.add_argument("--since", help="first day, YYYY-MM-DD (inclusive)")
     p.add_argument("--until", help="last day, YYYY-MM-DD (inclusive)")
@@ -101,7 +102,7 @@ def register(sub: Any) -> None:
     """Add ``kpi``, ``log`` (``sql``, ``generate``) and ``report`` to the ``voxloop``
     command's subparsers."""
     kpi = sub.add_parser("kpi", help="KPIs per domain from a turn log")
-    _range(kpi)
+    add_log_range(kpi)
     kpi.add_argument("--by", default="domain", help="columns to slice by: domain,model_version")
     kpi.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     kpi.add_argument("--master", help="Spark master (local[2], spark://host:7077, yarn)")
@@ -122,7 +123,7 @@ def register(sub: Any) -> None:
         dest="log_command", required=True, metavar="SUBCOMMAND"
     )
     sql = log.add_parser("sql", help="run SQL over turns, feedback, turns_with_feedback")
-    _range(sql)
+    add_log_range(sql)
     sql.add_argument("query")
     sql.add_argument("--json", action="store_true")
     sql.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
@@ -144,7 +145,7 @@ def register(sub: Any) -> None:
     register_log_commands(log)
 
     report = sub.add_parser("report", help="one self-contained HTML page of the KPIs")
-    _range(report)
+    add_log_range(report)
     report.add_argument("--out", required=True)
     report.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     report.add_argument("--experiments", help="experiments TOML: add each one's analysis")

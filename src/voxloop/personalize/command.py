@@ -10,6 +10,8 @@ import json
 import math
 from typing import Any
 
+from voxloop.log.command import add_log_range
+
 __all__ = ["register"]
 
 
@@ -72,10 +74,8 @@ def cmd_ope(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``ope`` to the ``voxloop`` command's subparsers."""
     p = sub.add_parser("ope", help="off-policy evaluation of a saved policy on a turn log")
-    p.add_argument("--log", required=True, help="turn log directory (`voxloop serve --log-dir`)")
+    add_log_range(p)
     p.add_argument("--policy", required=True, help="saved policy directory (policy.json)")
-    p.add_argument("--since", help="first day, YYYY-MM-DD")
-    p.add_argument("--until", help="last day, YYYY-MM-DD (inclusive)")
     p.add_argument("--arm", help="only the turns of this experiment arm")
     p.add_argument("--estimators", help="comma-separated (default: all): ips,snips,dm,dr,...")
     p.add_argument("--default-reward", type=float,
