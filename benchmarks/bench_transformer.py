@@ -35,7 +35,7 @@ from bench_classical import CORPORA, latency_ms, machine, throughput  # noqa: E4
 
 from voxloop.data import load_corpus  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
-from voxloop.nlu.runtime import OnnxParser, pad_batch  # noqa: E402
+from voxloop.nlu.runtime import OUTPUTS, OnnxParser  # noqa: E402
 from voxloop.nlu.transformer import TransformerParser  # noqa: E402
 
 # Published JointBERT (Chen et al. 2019, "BERT for Joint Intent Classification and Slot
@@ -89,18 +89,14 @@ def train_and_save(
 
 
 def network_throughput(parser: OnnxParser, texts: list[str], repeats: int) -> float:
-    """Utterances/s through ``session.run`` alone, on the batches `OnnxParser.parse` makes
-    (shortest first), tokenised beforehand."""
-    encodings = sorted(parser.tokenizer_.encode_batch(texts), key=lambda e: len(e.ids))
-    batches = []
-    for i in range(0, len(texts), parser.batch_size):
-        ids, mask = pad_batch([e.ids for e in encodings[i : i + parser.batch_size]])
-        batches.append({"input_ids": ids, "attention_mask": mask})
+    """Utterances/s through ``session.run`` alone, on the chunks `OnnxParser.parse` makes,
+    tokenised beforehand."""
+    feeds = [feed for _, feed in parser.feeds(parser.tokenizer_.encode_batch(texts))]
     rates = []
     for _ in range(repeats):
         started = time.perf_counter()
-        for feed in batches:
-            parser.session_.run(["intent_logits", "slot_logits"], feed)
+        for feed in feeds:
+            parser.session_.run(OUTPUTS, feed)
         rates.append(len(texts) / (time.perf_counter() - started))
     return statistics.median(rates)
 

@@ -64,6 +64,7 @@ from voxloop.nlu.runtime import (
     INT8_FILE,
     LABELS_FILE,
     MODEL_TYPE,
+    OUTPUTS,
     TOKENIZER_FILE,
     Decoder,
     OnnxParser,
@@ -680,7 +681,7 @@ class TransformerParser:
                 dynamo=True,
                 opset_version=18,
                 input_names=["input_ids", "attention_mask"],
-                output_names=["intent_logits", "slot_logits"],
+                output_names=OUTPUTS,
                 dynamic_shapes={
                     "input_ids": {0: batch, 1: seq},
                     "attention_mask": {0: batch, 1: seq},
@@ -691,9 +692,7 @@ class TransformerParser:
         session = ort.InferenceSession(
             str(directory / FP32_FILE), providers=["CPUExecutionProvider"]
         )
-        onnx_intent, onnx_slots = session.run(
-            ["intent_logits", "slot_logits"], {"input_ids": ids, "attention_mask": mask}
-        )
+        onnx_intent, onnx_slots = session.run(OUTPUTS, {"input_ids": ids, "attention_mask": mask})
         with torch.inference_mode():
             torch_intent, torch_slots = model(torch.from_numpy(ids), torch.from_numpy(mask))
         valid = mask[..., None].astype(bool)
