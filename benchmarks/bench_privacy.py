@@ -15,6 +15,7 @@ Single-threaded BLAS (set OMP_NUM_THREADS=1 before starting, as the README says)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -61,23 +62,31 @@ def parser_for(name: str, out: Path) -> Any:
     return load_parser(path)
 
 
-def detector_for(name: str, out: Path, target: float, encoder: str = "hashed") -> PersonalDetector:
-    """The detector for ``name`` at ``target`` recall on a held-out 15% of its train split.
-    A transformer is trained once per corpus; only its threshold depends on the target."""
+@functools.cache
+def detector_split(name: str) -> tuple[list[Any], list[Any]]:
+    """A detector's training utterances and the held-out 15% its threshold is chosen on
+    (the train split of ``name``'s training corpus, shuffled with seed 0)."""
     train = list(load_corpus(CORPORA[name][1]).split("train"))
     random.Random(0).shuffle(train)
     cut = int(len(train) * 0.85)
+    return train[:cut], train[cut:]
+
+
+def detector_for(name: str, out: Path, target: float, encoder: str = "hashed") -> PersonalDetector:
+    """The detector for ``name`` at ``target`` recall on a held-out 15% of its train split.
+    A transformer is trained once per corpus; only its threshold depends on the target."""
+    fit, heldout = detector_split(name)
     suffix = target if encoder == "hashed" else encoder
     path = out / "detectors" / f"{name}-{suffix}"
     if not (path / "detector.json").is_file():
         started = time.perf_counter()
         detector = PersonalDetector(DEFAULT_SLOT_TYPES, target_recall=target, encoder=encoder)  # type: ignore[arg-type]
-        detector.fit(train[:cut], train[cut:]).save(path)
+        detector.fit(fit, heldout).save(path)
         print(f"({name}: {encoder} detector trained in {time.perf_counter() - started:.0f} s)")
     detector = PersonalDetector.load(path)
     if detector.target_recall != target:
         detector.target_recall = target
-        detector.choose_threshold(train[cut:])
+        detector.choose_threshold(heldout)
     return detector
 
 
