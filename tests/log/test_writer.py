@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -188,5 +189,64 @@ def test_files_appear_whole_and_leftover_temp_files_are_removed(tmp_path: Path) 
 
 def test_naive_timestamps_are_refused(tmp_path: Path) -> None:
     writer = LogWriter(tmp_path)
+    with pytest.raises(ValueError, match="timezone"):
+        writer.append_turn(turn(when=datetime(2026, 11, 25, 12, 0)))
+
+
+class Upper:
+    """A ``prepare_turns`` that upper-cases the text, refuses "drop me" turns, records its
+    batches, and fails while ``broken`` is set."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.broken = False
+
+    def __call__(self, turns: list[Turn]) -> list[Turn]:
+        self.batches.append([t.turn_id for t in turns])
+        if self.broken:
+            raise RuntimeError("boom")
+        return [replace(t, text=t.text.upper()) for t in turns if t.text != "drop me"]
+
+
+def test_turns_are_prepared_in_one_batch_at_flush_time(tmp_path: Path) -> None:
+    prepare = Upper()
+    writer = LogWriter(tmp_path, clock=FakeClock(), prepare_turns=prepare)
+    writer.append_turns([turn(0), turn(1, text="drop me")])
+    writer.append_turn(turn(2))
+    assert prepare.batches == [] and writer.buffered == 3  # nothing prepared on append
+    assert writer.flush() == 2
+    assert prepare.batches == [["t0", "t1", "t2"]]
+    assert read_log(tmp_path).column("text").to_pylist() == ["TURN ON THE KITCHEN LIGHT"] * 2
+    assert writer.turns_refused == 1
+
+
+def test_a_failing_preparation_writes_none_of_its_batch(tmp_path: Path) -> None:
+    prepare = Upper()
+    writer = LogWriter(tmp_path, clock=FakeClock(), prepare_turns=prepare)
+    writer.append_turns([turn(0), turn(1)])
+    prepare.broken = True
+    assert writer.flush() == 0 and writer.turns_refused == 2 and writer.buffered == 0
+    prepare.broken = False
+    writer.append_turn(turn(2))
+    assert writer.flush() == 1
+    assert read_log(tmp_path).column("turn_id").to_pylist() == ["t2"]
+
+
+def test_prepared_rows_are_kept_not_prepared_again_after_a_failed_write(tmp_path: Path) -> None:
+    prepare = Upper()
+    writer = LogWriter(tmp_path, clock=FakeClock(), prepare_turns=prepare)
+    writer.append_turns([turn(0), turn(1)])
+    blocker = tmp_path / "turns"
+    blocker.write_text("not a directory")
+    with pytest.raises(OSError):
+        writer.flush()
+    blocker.unlink()
+    assert writer.buffered == 2 and writer.flush() == 2
+    assert prepare.batches == [["t0", "t1"]]
+    assert read_log(tmp_path).column("text").to_pylist() == ["TURN ON THE KITCHEN LIGHT"] * 2
+
+
+def test_naive_timestamps_are_refused_on_append_with_a_preparation_too(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, prepare_turns=Upper())
     with pytest.raises(ValueError, match="timezone"):
         writer.append_turn(turn(when=datetime(2026, 11, 25, 12, 0)))

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -133,3 +134,41 @@ def test_a_failing_redactor_logs_nothing(models: Models, tmp_path: Path) -> None
     asyncio.run(go())
     assert writer.rows_written == 0 and not list((tmp_path / "log").rglob("*.parquet"))
     assert service.metrics.rejected.value(reason="redaction_failed") == 2
+
+
+class _FailsOnCards(Redactor):
+    """Refuses turns that mention a card; records the threads it redacted turns on."""
+
+    threads: set[str] = set()
+
+    def turn(self, turn, detected=None):  # type: ignore[no-untyped-def]
+        self.threads.add(threading.current_thread().name)
+        if "card" in turn.text:
+            raise RuntimeError("boom")
+        return super().turn(turn, detected)
+
+
+def test_turns_are_redacted_off_the_request_path_and_one_failure_costs_one_turn(
+    models: Models, tmp_path: Path
+) -> None:
+    redactor = _FailsOnCards(parse_redaction_config({}, environ={"VOXLOOP_PRIVACY_SALT": SALT}))
+    writer = LogWriter(tmp_path / "log", flush_interval=2.0)
+    service = Service(ServeConfig(model=models.v1), writer=writer, redactor=redactor,
+                      now=lambda: datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+
+    async def go() -> None:
+        await service.start()
+        await service.load_initial()
+        await service.parse(ParseRequest(TEXTS, batch=True, user_id="alice"), channel="http")
+        assert redactor.threads == set()  # answered; nothing redacted on the way
+        for _ in range(100):  # the writer's thread flushes within the flush interval
+            if writer.rows_written:
+                break
+            await asyncio.sleep(0.1)
+        await service.stop()
+
+    asyncio.run(go())
+    assert redactor.threads == {"voxloop-log"}
+    texts = read_log(tmp_path / "log").column("text").to_pylist()
+    assert len(texts) == 2 and all("[phone_number]" in t or "[email]" in t for t in texts)
+    assert service.metrics.rejected.value(reason="redaction_failed") == 1

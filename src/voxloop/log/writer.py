@@ -12,6 +12,12 @@ long as one flush takes less than the other half: it takes milliseconds), or at 
 fsynced, atomically renamed and its directory fsynced: a reader sees whole files or
 nothing, and a hard crash loses at most the events still buffered.
 
+With ``prepare_turns`` (the server passes its redactor), turns wait in the buffer as they were
+answered and are prepared in batches on the flushing thread just before they become rows:
+redaction then costs a request nothing, and a turn the preparation refuses, or a batch it
+fails on, is never written (it is counted in ``turns_refused``). Unprepared turns live only in
+memory, exactly as long as any buffered row.
+
 Each file carries its schema version twice: a ``schema_version`` column and the file
 metadata key ``voxloop.schema_version``.
 """
@@ -163,17 +169,23 @@ def feedback_row(feedback: Feedback) -> dict[str, Any]:
 
 
 class _Buffer:
-    """Rows of one table waiting to be written, and when the oldest arrived."""
+    """Rows of one table waiting to be written, turns still to be prepared (`LogWriter`'s
+    ``prepare_turns``), and when the oldest of them arrived."""
 
     def __init__(self, name: str, schema: pa.Schema) -> None:
         self.name = name
         self.schema = schema
         self.rows: list[dict[str, Any]] = []
+        self.unprepared: list[Turn] = []
         self.oldest: float | None = None
 
-    def take(self) -> list[dict[str, Any]]:
-        rows, self.rows, self.oldest = self.rows, [], None
-        return rows
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.unprepared)
+
+    def take(self) -> tuple[list[dict[str, Any]], list[Turn]]:
+        taken = self.rows, self.unprepared
+        self.rows, self.unprepared, self.oldest = [], [], None
+        return taken
 
 
 class LogWriter:
@@ -181,6 +193,8 @@ class LogWriter:
 
     ``clock`` (monotonic seconds) decides when buffered rows are due; tests pass a fake one
     and call `flush_if_due` instead of starting the background thread.
+    ``prepare_turns`` (see the module docstring) maps a batch of turns to the turns to
+    write; it runs on the flushing thread and may drop turns it refuses.
     """
 
     def __init__(
@@ -190,6 +204,7 @@ class LogWriter:
         flush_interval: float = 1.0,
         flush_rows: int = 2000,
         clock: Callable[[], float] = time.monotonic,
+        prepare_turns: Callable[[list[Turn]], list[Turn]] | None = None,
     ) -> None:
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
@@ -199,6 +214,7 @@ class LogWriter:
         self.flush_interval = flush_interval
         self.flush_rows = flush_rows
         self.clock = clock
+        self.prepare_turns = prepare_turns
         self._turns = _Buffer("turns", TURN_SCHEMA)
         self._feedback = _Buffer("feedback", FEEDBACK_SCHEMA)
         self._lock = threading.Lock()  # guards the buffers
@@ -211,6 +227,7 @@ class LogWriter:
         self.files_written = 0
         self.flush_errors = 0
         self.rows_dropped = 0
+        self.turns_refused = 0
         self.directory.mkdir(parents=True, exist_ok=True)
         self._remove_leftovers()
 
@@ -218,25 +235,32 @@ class LogWriter:
     def append_turn(self, turn: Turn) -> None:
         """Buffer one turn (cheap; never touches the disk on the caller's thread when
         the background thread runs)."""
-        self._append(self._turns, turn_row(turn))
+        self.append_turns([turn])
 
     def append_turns(self, turns: Sequence[Turn]) -> None:
         """Buffer several turns."""
-        for turn in turns:
-            self._append(self._turns, turn_row(turn))
+        if self.prepare_turns is None:
+            self._append(self._turns, rows=[turn_row(t) for t in turns])
+        else:
+            for t in turns:
+                _utc(t.timestamp)  # a bad timestamp fails here, on the caller's thread
+            self._append(self._turns, unprepared=list(turns))
 
     def append_feedback(self, feedback: Feedback) -> None:
         """Buffer one feedback event."""
-        self._append(self._feedback, feedback_row(feedback))
+        self._append(self._feedback, rows=[feedback_row(feedback)])
 
-    def _append(self, buffer: _Buffer, row: dict[str, Any]) -> None:
+    def _append(
+        self, buffer: _Buffer, rows: Sequence[dict[str, Any]] = (), unprepared: Sequence[Turn] = ()
+    ) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the log writer is closed")
             if buffer.oldest is None:
                 buffer.oldest = self.clock()
-            buffer.rows.append(row)
-            full = len(buffer.rows) >= self.flush_rows
+            buffer.rows.extend(rows)
+            buffer.unprepared.extend(unprepared)
+            full = len(buffer) >= self.flush_rows
         if full:
             if self._thread is not None:
                 self._wake.set()
@@ -247,14 +271,14 @@ class LogWriter:
     def buffered(self) -> int:
         """Rows waiting in memory (what a hard crash now would lose)."""
         with self._lock:
-            return len(self._turns.rows) + len(self._feedback.rows)
+            return len(self._turns) + len(self._feedback)
 
     # --- flushing -------------------------------------------------------------------
     def due_in(self) -> float | None:
         """Seconds until the next flush is due (0: now), or None when nothing is buffered."""
         with self._lock:
             oldest = [b.oldest for b in (self._turns, self._feedback) if b.oldest is not None]
-            full = any(len(b.rows) >= self.flush_rows for b in (self._turns, self._feedback))
+            full = any(len(b) >= self.flush_rows for b in (self._turns, self._feedback))
         if full:
             return 0.0
         if not oldest:
@@ -270,12 +294,14 @@ class LogWriter:
     def flush(self) -> int:
         """Write everything buffered now; returns the number of rows written.
 
-        If writing fails, the rows not yet on disk go back to the front of the buffer and
-        the error propagates (the background thread logs it and tries again).
+        Unprepared turns are prepared first. If writing fails, the rows not yet on disk go
+        back to the front of the buffer (prepared) and the error propagates (the background
+        thread logs it and tries again).
         """
         with self._flush_lock:
             with self._lock:
-                batches = [(b, b.take()) for b in (self._turns, self._feedback)]
+                taken = [(b, b.take()) for b in (self._turns, self._feedback)]
+            batches = [(b, rows + self._prepared(unprepared)) for b, (rows, unprepared) in taken]
             written = 0
             for i, (buffer, rows) in enumerate(batches):
                 pending = list(_by_day(rows))
@@ -291,6 +317,21 @@ class LogWriter:
                         self._restore(later, later_rows)
                     raise
             return written
+
+    def _prepared(self, turns: list[Turn]) -> list[dict[str, Any]]:
+        """Rows of the turns ``prepare_turns`` keeps; none when it fails (fail closed)."""
+        if not turns:
+            return []
+        assert self.prepare_turns is not None
+        try:
+            kept = self.prepare_turns(turns)
+        except Exception as e:
+            self.turns_refused += len(turns)
+            _log.error("preparing %d turns for the log failed (%s): none of them is written",
+                       len(turns), type(e).__name__)  # fmt: skip
+            return []
+        self.turns_refused += len(turns) - len(kept)
+        return [turn_row(t) for t in kept]
 
     def _restore(self, buffer: _Buffer, rows: list[dict[str, Any]]) -> None:
         if not rows:

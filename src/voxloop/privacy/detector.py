@@ -200,9 +200,9 @@ class PersonalDetector:
     def choose_threshold(self, heldout: Sequence[Utterance]) -> None:
         """Set the threshold that hides ``target_recall`` of ``heldout``'s personal spans."""
         lowest: list[float] = []  # per gold span: the lowest P(personal) of its tokens
-        for u in heldout:
-            tokens = tokenize(u.text)
-            personal = self._personal_proba(u.text, tokens)[0] if tokens else np.zeros(0)
+        tokenized = [tokenize(u.text) for u in heldout]
+        scored = self._probas([u.text for u in heldout], tokenized)
+        for u, tokens, (personal, _) in zip(heldout, tokenized, scored, strict=True):
             for s in u.slots:
                 if s.label not in self.labels:
                     continue
@@ -218,11 +218,21 @@ class PersonalDetector:
         self.heldout_recall_ = float(np.mean(np.asarray(lowest) >= self.threshold_))
 
     # --- inference ------------------------------------------------------------------
-    def _personal_proba(self, text: str, tokens: Sequence[Token]) -> tuple[np.ndarray, list[str]]:
-        """P(personal) per token and its most probable personal type."""
+    def _probas(
+        self, texts: Sequence[str], tokenized: Sequence[Sequence[Token]]
+    ) -> list[tuple[np.ndarray, list[str]]]:
+        """Per text: P(personal) per token and its most probable personal type (one batched
+        network call for the transformer)."""
+        if not texts:
+            return []
         if self.runtime_ is not None:
-            return self._transformer_proba(text, tokens)
+            return self._transformer_probas(texts, tokenized)
+        return [self._hashed_proba(tokens) for tokens in tokenized]
+
+    def _hashed_proba(self, tokens: Sequence[Token]) -> tuple[np.ndarray, list[str]]:
         words = _words(tokens)
+        if not words:
+            return np.zeros(0), []
         indptr, indices = _hash_rows(_features(words, i) for i in range(len(words)))
         # (a rare hash collision inside one token counts twice: harmless for a detector)
         scores = np.add.reduceat(self.weights_[indices], indptr[:-1], axis=0) + self.bias_
@@ -235,41 +245,53 @@ class PersonalDetector:
             p[:, o] = -1
         return personal, [self.classes_[int(k)] for k in p.argmax(axis=1)]
 
-    def _transformer_proba(
-        self, text: str, tokens: Sequence[Token]
-    ) -> tuple[np.ndarray, list[str]]:
+    def _transformer_probas(
+        self, texts: Sequence[str], tokenized: Sequence[Sequence[Token]]
+    ) -> list[tuple[np.ndarray, list[str]]]:
         from voxloop.nlu.runtime import first_subwords, softmax
 
-        offsets, _, slot_logits = self.runtime_.logits([text])
+        offsets, _, slot_logits = self.runtime_.logits(texts)
         tags: list[str] = self.runtime_.decoder_.tags
-        p = softmax(slot_logits[0])
         outside = tags.index("O")
-        personal = np.zeros(len(tokens))
-        labels = [self.labels[0]] * len(tokens)
-        for i, j in enumerate(first_subwords(tokens, offsets[0])):
-            if j < 0:
-                continue
-            personal[i] = 1.0 - p[j, outside]
-            row = p[j].copy()
-            row[outside] = -1.0
-            labels[i] = tags[int(row.argmax())][2:]
-        return personal, labels
+        out = []
+        for tokens, text_offsets, logits in zip(tokenized, offsets, slot_logits, strict=True):
+            p = softmax(logits)
+            personal = np.zeros(len(tokens))
+            labels = [self.labels[0]] * len(tokens)
+            for i, j in enumerate(first_subwords(tokens, text_offsets)):
+                if j < 0:
+                    continue
+                personal[i] = 1.0 - p[j, outside]
+                row = p[j].copy()
+                row[outside] = -1.0
+                labels[i] = tags[int(row.argmax())][2:]
+            out.append((personal, labels))
+        return out
 
     def regions(self, text: str) -> list[tuple[int, int, str]]:
         """The personal regions of ``text``: runs of flagged tokens, with their type."""
-        tokens = tokenize(text)
-        if not tokens:
-            return []
-        personal, best = self._personal_proba(text, tokens)
-        out: list[tuple[int, int, str]] = []
-        for i, (_, start, end) in enumerate(tokens):
-            if personal[i] < self.threshold_:
-                continue
-            label = best[i]
-            if out and i > 0 and personal[i - 1] >= self.threshold_:
-                out[-1] = (out[-1][0], end, out[-1][2])
-            else:
-                out.append((start, end, label))
+        return self.regions_many([text])[0]
+
+    def regions_many(self, texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
+        """`regions` of each text, scored in one batch (what the log writer's thread does).
+
+        With the int8 transformer a text's scores depend slightly on its batch-mates (see
+        `voxloop.nlu.runtime`); the threshold is chosen with texts batched the same way.
+        """
+        tokenized = [tokenize(t) for t in texts]
+        busy = [i for i, tokens in enumerate(tokenized) if tokens]
+        scored = self._probas([texts[i] for i in busy], [tokenized[i] for i in busy])
+        out: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+        for i, (personal, best) in zip(busy, scored, strict=True):
+            runs: list[tuple[int, int, str]] = []
+            for k, (_, start, end) in enumerate(tokenized[i]):
+                if personal[k] < self.threshold_:
+                    continue
+                if runs and k > 0 and personal[k - 1] >= self.threshold_:
+                    runs[-1] = (runs[-1][0], end, runs[-1][2])
+                else:
+                    runs.append((start, end, best[k]))
+            out[i] = runs
         return out
 
     # --- persistence ----------------------------------------------------------------
@@ -302,7 +324,8 @@ class PersonalDetector:
             if encoder == "transformer":
                 from voxloop.nlu.runtime import OnnxParser
 
-                runtime = OnnxParser.load(directory / _ENCODER_DIR)
+                # one thread: it runs beside the server's model, on the log writer's thread
+                runtime = OnnxParser.load(directory / _ENCODER_DIR, threads=1)
             else:
                 arrays = np.load(directory / "detector.npz", allow_pickle=False)
         except (OSError, ValueError) as e:

@@ -3,7 +3,8 @@
 A gold personal span counts as **hidden** when every non-space character of it lies inside
 a redacted region — whatever label the region got (a person tagged as a relation is still
 hidden). Redaction sees what the server sees: the parser's predicted slots (or, for an upper
-bound, the gold ones) plus the patterns and gazetteer. Over-redaction is the share of
+bound, the gold ones) plus the patterns and gazetteer, and the detector's regions scored in
+one batch, as the server's log writer scores them. Over-redaction is the share of
 characters outside every gold personal span that were redacted anyway (lost for analytics).
 """
 
@@ -52,9 +53,14 @@ def redaction_recall(
     types) when redacting with ``parses``' slots (None: the gold slots)."""
     labels = set(config.slot_types) if labels is None else labels
     report = RecallReport()
+    detected = (
+        detector.regions_many([u.text for u in utterances])
+        if detector is not None
+        else [[] for _ in utterances]
+    )
     for i, u in enumerate(utterances):
         slots = u.slots if parses is None else parses[i].slots
-        regions = merge_regions(personal_spans(u.text, slots, config, detector))
+        regions = merge_regions(personal_spans(u.text, slots, config, detected[i]))
         covered = bytearray(len(u.text))
         for start, end, _ in regions:
             covered[start:end] = b"\x01" * (end - start)

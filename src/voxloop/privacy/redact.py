@@ -9,7 +9,8 @@ User and session ids are kept, dropped, or replaced by an HMAC-SHA256 of the id 
 secret salt, so per-user analyses (rephrases, users per arm) still work while the id itself
 never reaches the log.
 
-`Redactor.turns` raises on any failure; the caller must then write nothing (fail closed).
+`Redactor.turns` raises on any failure; the caller must then write nothing (fail closed). It
+runs the detector (if any) once per batch: the server calls it on the log writer's thread.
 """
 
 from __future__ import annotations
@@ -95,10 +96,10 @@ def personal_spans(
     text: str,
     slots: Sequence[Span],
     config: RedactionConfig,
-    detector: PersonalDetector | None = None,
+    detected: Sequence[Region] = (),
 ) -> list[Region]:
-    """The regions of ``text`` to redact: personal slots, pattern, name and detector
-    matches."""
+    """The regions of ``text`` to redact: personal slots, pattern and name matches, plus
+    ``detected`` (the detector's regions of ``text``, `PersonalDetector.regions_many`)."""
     regions: list[Region] = [
         (s.start, s.end, s.label) for s in slots if s.label in config.slot_types and s.end > s.start
     ]
@@ -106,8 +107,7 @@ def personal_spans(
         regions += find_patterns(text, config.patterns, min_digits=config.min_digits)
     if config.names:
         regions += find_names(text, first_names())
-    if detector is not None:
-        regions += detector.regions(text)
+    regions += detected
     return regions
 
 
@@ -136,13 +136,27 @@ class Redactor:
             return None
         return self.hash_id(value)
 
-    def parse(self, parse: Parse) -> Parse:
-        """The parse with its text and slots as the config says."""
+    @property
+    def _redacts(self) -> bool:
+        return "redact" in (self.config.action("text"), self.config.action("slots"))
+
+    def detect(self, texts: Sequence[str]) -> list[list[Region]]:
+        """The detector's regions of each text, in one batch (none without a detector or
+        when nothing is redacted)."""
+        if self.detector is None or not self._redacts:
+            return [[] for _ in texts]
+        return self.detector.regions_many(texts)
+
+    def parse(self, parse: Parse, detected: Sequence[Region] | None = None) -> Parse:
+        """The parse with its text and slots as the config says; ``detected``: the
+        detector's regions of its text when already computed (`detect`)."""
         text_action = self.config.action("text")
         slots_action = self.config.action("slots")
         text, slots = parse.text, parse.slots
-        if text_action == "redact" or slots_action == "redact":
-            regions = personal_spans(parse.text, parse.slots, self.config, self.detector)
+        if self._redacts:
+            if detected is None:
+                (detected,) = self.detect([parse.text])
+            regions = personal_spans(parse.text, parse.slots, self.config, detected)
             new_text, new_slots = redact_text(parse.text, regions, parse.slots)
             if text_action == "redact":
                 text = new_text
@@ -156,9 +170,9 @@ class Redactor:
             slots = ()
         return replace(parse, text=text, slots=slots)
 
-    def turn(self, turn: Turn) -> Turn:
-        """One turn redacted."""
-        parse = self.parse(turn.parse)
+    def turn(self, turn: Turn, detected: Sequence[Region] | None = None) -> Turn:
+        """One turn redacted (``detected``: as for `parse`)."""
+        parse = self.parse(turn.parse, detected)
         return replace(
             turn,
             text=parse.text,
@@ -170,7 +184,8 @@ class Redactor:
     def turns(self, turns: Sequence[Turn]) -> list[Turn]:
         """Turns redacted; raises `RedactionFailed` if any cannot be (log none of them)."""
         try:
-            return [self.turn(t) for t in turns]
+            detected = self.detect([t.parse.text for t in turns])
+            return [self.turn(t, d) for t, d in zip(turns, detected, strict=True)]
         except RedactionFailed:
             raise
         except Exception as e:

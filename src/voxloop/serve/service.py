@@ -88,7 +88,9 @@ class Service:
 
     ``now`` (aware UTC datetimes) stamps turns and feedback; tests pass a fixed clock.
     ``redactor`` (`voxloop.privacy`) is applied to every turn and feedback event before the
-    log sees it; when it fails, the event is not logged at all (fail closed).
+    log sees it; when it fails, the event is not logged at all (fail closed). Turns are
+    redacted in batches on the log writer's thread (it becomes the writer's
+    ``prepare_turns``), off the request's path; feedback (ids only) is redacted at once.
     """
 
     def __init__(
@@ -110,6 +112,8 @@ class Service:
         self.responder = responder
         self.registry.pinned.update(self.router.model_versions())
         self.writer = writer
+        if writer is not None and redactor is not None:
+            writer.prepare_turns = self._redact_turns
         self.metrics = metrics or Metrics()
         self.now = now
         self.failure: str | None = None
@@ -238,7 +242,7 @@ class Service:
             for (turn_id, parse, response), r in zip(chosen, results, strict=True)
         ]
         if self.writer is not None:
-            self._log_turns(
+            self.writer.append_turns(  # redacted by `_redact_turns` on the writer's thread
                 [
                     Turn(
                         turn_id=a.turn_id,
@@ -297,15 +301,17 @@ class Service:
         return given
 
     # --- redaction (fail closed) -----------------------------------------------------
-    def _log_turns(self, turns: list[Turn]) -> None:
-        assert self.writer is not None
-        if self.redactor is not None:
-            try:
-                turns = self.redactor.turns(turns)
-            except Exception as e:
-                self._redaction_failed(e, len(turns))
-                return
-        self.writer.append_turns(turns)
+    def _redact_turns(self, turns: list[Turn]) -> list[Turn]:
+        """The turns redacted (one batch, on the log writer's thread); when the batch fails,
+        turn by turn, so that only the turns that cannot be redacted are not logged."""
+        assert self.redactor is not None
+        try:
+            return self.redactor.turns(turns)
+        except Exception as e:
+            if len(turns) == 1:
+                self._redaction_failed(e, 1)
+                return []
+        return [kept for turn in turns for kept in self._redact_turns([turn])]
 
     def _log_feedback(self, event: Feedback) -> None:
         assert self.writer is not None
