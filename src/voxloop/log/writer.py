@@ -92,6 +92,7 @@ TURN_SCHEMA = _schema(
         pa.field("confidence", pa.float64()),
         pa.field("top_intent", pa.string()),  # the best guess, even when not recognized
         pa.field("ranking", pa.list_(_SCORE)),
+        pa.field("second_intent", pa.string()),  # the runner-up of the ranking, flat
         pa.field("slots", pa.list_(_SLOT)),
         pa.field("domain", pa.string()),
         pa.field("model_version", pa.string(), nullable=False),
@@ -142,6 +143,7 @@ def turn_row(turn: Turn) -> dict[str, Any]:
         "confidence": p.confidence,
         "top_intent": top,
         "ranking": [{"intent": s.intent, "confidence": s.confidence} for s in p.ranking],
+        "second_intent": p.ranking[1].intent if len(p.ranking) > 1 else None,
         "slots": [span_to_dict(s) for s in p.slots],
         "domain": p.domain,
         "model_version": turn.model_version,

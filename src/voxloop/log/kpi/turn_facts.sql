@@ -23,8 +23,8 @@
 -- a text into SUBSTRING(text, i, 3) for i = 1 .. len - 2, in DuckDB and Spark alike.
 -- Similarity is computed once per DISTINCT (text, next text) pair of the candidates,
 -- not once per turn: assistant traffic repeats the same utterances, so distinct pairs are
--- far fewer than candidate turns. Texts and trigrams get integer ids (cheap join and group
--- keys).
+-- far fewer than candidate turns. Texts and trigrams get integer ids at once (every later
+-- join and group key is an integer, never a text).
 -- |A n B| counts the trigrams of text a found among those of text b: each (text, trigram)
 -- is one BIGINT key (text id * 2^32 + trigram id), so the lookup is a two-way equi-join
 -- that no planner can reorder into a trigram-to-trigram join across all texts (which
@@ -33,12 +33,13 @@ WITH texts AS (
   SELECT s, DENSE_RANK() OVER (ORDER BY s) AS id
   FROM (SELECT a AS s FROM rephrase_candidates UNION SELECT b AS s FROM rephrase_candidates) u
 ),
-text_pairs AS (
-  SELECT DISTINCT ta.id AS a_id, tb.id AS b_id, c.a, c.b
+candidates AS (
+  SELECT c.turn_id, c.gap_us, c.next_text, ta.id AS a_id, tb.id AS b_id
   FROM rephrase_candidates c
   JOIN texts ta ON ta.s = c.a
   JOIN texts tb ON tb.s = c.b
 ),
+text_pairs AS (SELECT DISTINCT a_id, b_id FROM candidates),
 text_grams AS (
   SELECT DISTINCT t.id, SUBSTRING(t.s, g.i, 3) AS gram
   FROM texts t JOIN _trigram_positions g ON g.len = LENGTH(t.s)
@@ -63,8 +64,8 @@ shared AS (
 ),
 text_similarity AS (
   SELECT
-    p.a,
-    p.b,
+    p.a_id,
+    p.b_id,
     CAST(COALESCE(s.n, 0) AS DOUBLE)
       / NULLIF(COALESCE(sa.n, 0) + COALESCE(sb.n, 0) - COALESCE(s.n, 0), 0) AS similarity
   FROM text_pairs p
@@ -74,8 +75,8 @@ text_similarity AS (
 ),
 similarity AS (
   SELECT c.turn_id, c.gap_us, c.next_text, ts.similarity
-  FROM rephrase_candidates c
-  LEFT JOIN text_similarity ts ON ts.a = c.a AND ts.b = c.b
+  FROM candidates c
+  LEFT JOIN text_similarity ts ON ts.a_id = c.a_id AND ts.b_id = c.b_id
 ),
 flagged AS (
   SELECT
