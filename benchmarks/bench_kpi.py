@@ -131,20 +131,26 @@ def run_pandas(log: str, memory: str) -> dict:
     once per distinct text pair)."""
     import numpy as np
     import pandas as pd
+    import pyarrow.parquet as pq
 
     started = time.perf_counter()
     files = sorted(Path(log, "turns").glob("date=*/part-*.parquet"))
     cols = ["turn_id", "ts", "user_id", "session_id", "text", "intent", "confidence",
-            "top_intent", "ranking", "domain", "model_version", "experiment", "arm", "latency_ms"]  # fmt: skip
+            "top_intent", "domain", "model_version", "experiment", "arm", "latency_ms"]  # fmt: skip
     frames = []
     for f in files:
-        part = pd.read_parquet(f, columns=cols)
+        # the runner-up intent: its own column, or (logs written before it) the ranking's
+        if "second_intent" in pq.read_schema(f).names:
+            part = pd.read_parquet(f, columns=[*cols, "second_intent"])
+        else:
+            part = pd.read_parquet(f, columns=[*cols, "ranking"])
+            part["second_intent"] = part.pop("ranking").map(
+                lambda r: r[1]["intent"] if len(r) > 1 else None
+            )
         part["day"] = f.parent.name[5:]
         frames.append(part)
     t = pd.concat(frames, ignore_index=True)
     del frames
-    t["second_intent"] = t["ranking"].map(lambda r: r[1]["intent"] if len(r) > 1 else None)
-    t = t.drop(columns="ranking")
     fb = pd.concat(
         [pd.read_parquet(f) for f in sorted(Path(log, "feedback").glob("date=*/*.parquet"))]
     )

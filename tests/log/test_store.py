@@ -96,12 +96,29 @@ def test_a_new_column_in_new_files_does_not_break_old_queries(tmp_path: Path) ->
 
 def test_a_column_no_file_has_yet_reads_as_null(tmp_path: Path) -> None:
     row = turn_row(make_turn(1, DAY1))
-    schema = pa.schema([f for f in TURN_SCHEMA if f.name not in ("channel", "ranking")])
+    schema = pa.schema(
+        [f for f in TURN_SCHEMA if f.name not in ("channel", "ranking", "second_intent")]
+    )
     folder = tmp_path / "turns" / "date=2026-11-24"
     folder.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist([row], schema=schema), folder / "part-old.parquet")
     rows = open_log(tmp_path).sql("SELECT channel, second_intent FROM turns").to_pylist()
     assert rows == [{"channel": None, "second_intent": None}]
+
+
+def test_files_from_before_the_second_intent_column_read_it_from_the_ranking(
+    tmp_path: Path,
+) -> None:
+    three_days(tmp_path)  # today's files: second_intent is a column
+    older = TURN_SCHEMA.remove(TURN_SCHEMA.get_field_index("second_intent"))
+    row = turn_row(make_turn(9, datetime(2026, 11, 23, 8, tzinfo=UTC)))
+    del row["second_intent"]
+    folder = tmp_path / "turns" / "date=2026-11-23"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist([row], schema=older), folder / "part-old.parquet")
+    for store in (open_log(tmp_path), LogStore(tmp_path, until="2026-11-23")):
+        got = store.sql("SELECT DISTINCT second_intent FROM turns").column(0).to_pylist()
+        assert got == ["HassTurnOff"]
 
 
 def test_an_empty_directory_is_a_data_error_naming_it(tmp_path: Path) -> None:

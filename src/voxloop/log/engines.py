@@ -12,6 +12,9 @@ column             DuckDB                      Spark SQL
 ``second_intent``  ``ranking[2].intent``       ``try_element_at(ranking, 2).intent``
 =================  ==========================  ===========================================
 
+(``second_intent`` is a column of the log since it was found to cost a fifth of
+``turn_facts`` to read out of the list; the list is read only for older files without it.)
+
 Files are read with DuckDB's ``read_parquet(..., hive_partitioning=true,
 union_by_name=true)`` and Spark's ``mergeSchema``; both sessions run in UTC.
 """
@@ -150,26 +153,28 @@ def _view_sql(
     dialect: _Dialect,
     columns: Mapping[str, pa.DataType],
     present: set[str],
+    everywhere: set[str],
     source: str | None,
     *,
     derived: bool,
 ) -> str:
     """``SELECT`` every column (NULL when no file has it) plus the derived columns, from
-    ``source`` (None: no files in range, an empty table of the same columns)."""
+    ``source`` (None: no files in range, an empty table of the same columns). With
+    ``derived``, ``second_intent`` falls back to the ranking list where a file lacks it."""
     q = dialect.quote
     select = []
     for name, t in columns.items():
-        if source is not None and name in present:
-            select.append(q(name))
-        else:
-            select.append(f"CAST(NULL AS {dialect.type_name(t)}) AS {q(name)}")
+        value = q(name) if source is not None and name in present else None
+        if derived and name == "second_intent" and name not in everywhere and source is not None:
+            if "ranking" in present:
+                older = dialect.second_intent(q("ranking"))
+                value = older if value is None else f"COALESCE({value}, {older})"
+        if value is None:
+            value = f"CAST(NULL AS {dialect.type_name(t)})"
+        select.append(value if value == q(name) else f"{value} AS {q(name)}")
     select.append(f"CAST({q('date') if source else 'NULL'} AS DATE) AS day")
     if derived:
         select.append(f"{dialect.ts_us(q('ts'))} AS ts_us")
-        if source is not None and "ranking" in present:
-            select.append(f"{dialect.second_intent(q('ranking'))} AS second_intent")
-        else:
-            select.append(f"CAST(NULL AS {dialect.type_name(pa.string())}) AS second_intent")
     body = ",\n  ".join(select)
     if source is None:
         return f"SELECT\n  {body}\nWHERE 1 = 0"
@@ -220,6 +225,7 @@ class DuckDBEngine:
                 self.dialect,
                 store.columns(table),
                 store.present(files),
+                store.everywhere(files),
                 self._source(files),
                 derived=table == "turns",
             )
@@ -298,6 +304,7 @@ class SparkEngine:
                 self.dialect,
                 store.columns(table),
                 store.present(files),
+                store.everywhere(files),
                 source,
                 derived=table == "turns",
             )

@@ -400,7 +400,8 @@ def _column_of(parses: Sequence[Parse], texts: Sequence[str]) -> dict[str, pa.Ar
         turn = Turn(turn_id="", timestamp=datetime(2000, 1, 1, tzinfo=UTC), text=text,
                     parse=p, model_version="")  # fmt: skip
         rows.append(turn_row(turn))
-    names = ("text", "locale", "intent", "confidence", "top_intent", "ranking", "slots", "domain")
+    names = ("text", "locale", "intent", "confidence", "top_intent", "ranking", "second_intent",
+             "slots", "domain")  # fmt: skip
     table = pa.Table.from_pylist(rows, schema=TURN_SCHEMA).select(list(names))
     return {n: table.column(n).combine_chunks() for n in names}
 
@@ -590,6 +591,7 @@ def _turn_table(
                 "confidence",
                 "top_intent",
                 "ranking",
+                "second_intent",
                 "slots",
                 "domain",
             )

@@ -17,8 +17,9 @@ The SQL engines (`voxloop.log.engines`) expose three views over a store:
 
 ``turns``
     one row per turn: the columns of `TURN_SCHEMA` (plus any newer ones), ``day`` (the
-    partition's date), ``ts_us`` (the timestamp as integer microseconds since the epoch)
-    and ``second_intent`` (the runner-up of the ranking).
+    partition's date) and ``ts_us`` (the timestamp as integer microseconds since the
+    epoch); ``second_intent`` (the runner-up of the ranking) comes from the ``ranking`` list
+    in files written before it was a column of its own.
 ``feedback``
     one row per feedback event.
 ``turns_with_feedback``
@@ -166,7 +167,7 @@ class LogStore:
 
     def columns(self, table: str = "turns") -> dict[str, pa.DataType]:
         """Column name → Arrow type of ``table`` as the engines expose it (before the derived
-        columns ``day``, ``ts_us``, ``second_intent``)."""
+        columns ``day`` and ``ts_us``)."""
         return dict(self._columns[table])
 
     def present(self, files: Iterable[Path]) -> set[str]:
@@ -175,6 +176,11 @@ class LogStore:
         for path in files:
             names.update(self._names[path])
         return names
+
+    def everywhere(self, files: Iterable[Path]) -> set[str]:
+        """The columns every one of ``files`` has."""
+        sets = [self._names[path] for path in files]
+        return set(frozenset.intersection(*sets)) if sets else set()
 
     # --- querying (DuckDB) ----------------------------------------------------------
     def engine(self) -> DuckDBEngine:
