@@ -250,3 +250,28 @@ def test_naive_timestamps_are_refused_on_append_with_a_preparation_too(tmp_path:
     writer = LogWriter(tmp_path, prepare_turns=Upper())
     with pytest.raises(ValueError, match="timezone"):
         writer.append_turn(turn(when=datetime(2026, 11, 25, 12, 0)))
+
+
+def test_a_writer_behind_on_preparing_says_it_is_backlogged(tmp_path: Path) -> None:
+    import threading
+
+    release = threading.Event()
+
+    def slow(turns: list[Turn]) -> list[Turn]:
+        release.wait(10)
+        return turns
+
+    writer = LogWriter(tmp_path, clock=FakeClock(), flush_rows=5, max_buffered=5,
+                       prepare_turns=slow)  # fmt: skip
+    writer.append_turns([turn(i) for i in range(4)])
+    assert not writer.backlogged
+    flushing = threading.Thread(target=writer.flush)
+    flushing.start()  # the four turns are taken and prepared, slowly
+    while writer.buffered:
+        time.sleep(0.01)
+    writer.append_turns([turn(4), turn(5)])
+    assert writer.backlogged  # 4 in flight + 2 buffered > 5
+    release.set()
+    flushing.join()
+    assert not writer.backlogged and writer.flush() == 2
+    assert read_log(tmp_path).num_rows == 6

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 import pyarrow.parquet as pq
 from servers import API_KEY, Models, start_server
 
 from voxloop.log.writer import LogWriter, read_log
 from voxloop.privacy import Redactor, parse_redaction_config
 from voxloop.serve.payloads import FeedbackRequest, ParseRequest
-from voxloop.serve.service import ServeConfig, Service
+from voxloop.serve.service import QueueFull, ServeConfig, Service
 
 SALT = "a-test-salt-that-is-long-enough"
 CONFIG = """
@@ -172,3 +173,23 @@ def test_turns_are_redacted_off_the_request_path_and_one_failure_costs_one_turn(
     texts = read_log(tmp_path / "log").column("text").to_pylist()
     assert len(texts) == 2 and all("[phone_number]" in t or "[email]" in t for t in texts)
     assert service.metrics.rejected.value(reason="redaction_failed") == 1
+
+
+class _Behind(LogWriter):
+    backlogged = True  # type: ignore[assignment]
+
+
+def test_a_backlogged_log_writer_makes_the_server_refuse_with_503(
+    models: Models, tmp_path: Path
+) -> None:
+    service = Service(ServeConfig(model=models.v1), writer=_Behind(tmp_path / "log"))
+
+    async def go() -> None:
+        await service.start()
+        await service.load_initial()
+        with pytest.raises(QueueFull, match="log is behind"):
+            await service.parse(ParseRequest([TEXTS[0]], batch=False), channel="http")
+        await service.stop()
+
+    asyncio.run(go())
+    assert service.metrics.rejected.value(reason="log_backlog") == 1

@@ -16,7 +16,11 @@ With ``prepare_turns`` (the server passes its redactor), turns wait in the buffe
 answered and are prepared in batches on the flushing thread just before they become rows:
 redaction then costs a request nothing, and a turn the preparation refuses, or a batch it
 fails on, is never written (it is counted in ``turns_refused``). Unprepared turns live only in
-memory, exactly as long as any buffered row.
+memory, exactly as long as any buffered row. Preparing costs the writer's thread CPU (the
+MiniLM detector about 1 ms per turn): when turns arrive faster than it can prepare them, the
+buffer grows, and past ``max_buffered`` rows `backlogged` turns true — the server then
+refuses new requests (503) until the writer catches up, rather than hold more turns that a
+crash would lose.
 
 Each file carries its schema version twice: a ``schema_version`` column and the file
 metadata key ``voxloop.schema_version``.
@@ -207,16 +211,20 @@ class LogWriter:
         flush_rows: int = 2000,
         clock: Callable[[], float] = time.monotonic,
         prepare_turns: Callable[[list[Turn]], list[Turn]] | None = None,
+        max_buffered: int = 10_000,
     ) -> None:
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
         if flush_rows < 1:
             raise ValueError("flush_rows must be at least 1")
+        if max_buffered < flush_rows:
+            raise ValueError("max_buffered must be at least flush_rows")
         self.directory = Path(directory)
         self.flush_interval = flush_interval
         self.flush_rows = flush_rows
         self.clock = clock
         self.prepare_turns = prepare_turns
+        self.max_buffered = max_buffered
         self._turns = _Buffer("turns", TURN_SCHEMA)
         self._feedback = _Buffer("feedback", FEEDBACK_SCHEMA)
         self._lock = threading.Lock()  # guards the buffers
@@ -230,6 +238,7 @@ class LogWriter:
         self.flush_errors = 0
         self.rows_dropped = 0
         self.turns_refused = 0
+        self._in_flight = 0  # rows taken by the flush in progress, not yet written
         self.directory.mkdir(parents=True, exist_ok=True)
         self._remove_leftovers()
 
@@ -275,6 +284,14 @@ class LogWriter:
         with self._lock:
             return len(self._turns) + len(self._feedback)
 
+    @property
+    def backlogged(self) -> bool:
+        """More than ``max_buffered`` rows wait, buffered or being written (the writer is
+        behind: take no more turns until it catches up)."""
+        with self._lock:
+            waiting = len(self._turns) + len(self._feedback) + self._in_flight
+        return waiting > self.max_buffered
+
     # --- flushing -------------------------------------------------------------------
     def due_in(self) -> float | None:
         """Seconds until the next flush is due (0: now), or None when nothing is buffered."""
@@ -303,22 +320,32 @@ class LogWriter:
         with self._flush_lock:
             with self._lock:
                 taken = [(b, b.take()) for b in (self._turns, self._feedback)]
-            batches = [(b, rows + self._prepared(unprepared)) for b, (rows, unprepared) in taken]
-            written = 0
-            for i, (buffer, rows) in enumerate(batches):
-                pending = list(_by_day(rows))
-                try:
-                    while pending:
-                        day, day_rows = pending[0]
-                        written += self._write(buffer, day, day_rows)
-                        pending.pop(0)
-                except BaseException:
-                    for later, later_rows in [(buffer, [r for _, d in pending for r in d])] + [
-                        (b, r) for b, r in batches[i + 1 :]
-                    ]:
-                        self._restore(later, later_rows)
-                    raise
-            return written
+                self._in_flight = sum(len(r) + len(u) for _, (r, u) in taken)
+            try:
+                return self._write_batches(
+                    [(b, rows + self._prepared(unprepared)) for b, (rows, unprepared) in taken]
+                )
+            finally:
+                with self._lock:
+                    self._in_flight = 0
+
+    def _write_batches(self, batches: list[tuple[_Buffer, list[dict[str, Any]]]]) -> int:
+        """Write each buffer's rows, day by day; on failure put back what is not on disk."""
+        written = 0
+        for i, (buffer, rows) in enumerate(batches):
+            pending = list(_by_day(rows))
+            try:
+                while pending:
+                    day, day_rows = pending[0]
+                    written += self._write(buffer, day, day_rows)
+                    pending.pop(0)
+            except BaseException:
+                for later, later_rows in [(buffer, [r for _, d in pending for r in d])] + [
+                    (b, r) for b, r in batches[i + 1 :]
+                ]:
+                    self._restore(later, later_rows)
+                raise
+        return written
 
     def _prepared(self, turns: list[Turn]) -> list[dict[str, Any]]:
         """Rows of the turns ``prepare_turns`` keeps; none when it fails (fail closed)."""

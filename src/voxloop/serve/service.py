@@ -211,6 +211,11 @@ class Service:
             locale = resolve_locale(request.locale, routed.locales, default_locale(routed.manifest))
         except UnsupportedLocale as e:
             raise BadRequest(422, str(e)) from None
+        if self.writer is not None and self.writer.backlogged:
+            # the log writer is behind (a slow redactor under load): answer nothing it
+            # would have to hold unwritten
+            self.metrics.rejected.inc(len(request.texts), reason="log_backlog")
+            raise QueueFull("the turn log is behind; try again shortly")
         try:
             async with asyncio.timeout(self.config.timeout):
                 results = await self.batcher.submit(request.texts, route.model_version)
