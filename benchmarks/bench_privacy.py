@@ -122,6 +122,9 @@ def bench_recall(
             print(f"| {name} | {label or '**all**'} | {n} | " + " | ".join(cells) + " |")
         over = [f"{r.over_redaction:.1%}" for r in runs.values()]
         print(f"| {name} | *other characters redacted* | | " + " | ".join(over) + " |")
+        last = list(runs)[-1]
+        for label, value, text in runs[last].missed:
+            print(f"(missed by {last}: {label} {value!r} in {text!r})")
         rows[name] = {
             k: {"recall": r.recall(), "per_type": {x: r.recall(x) for x in labels},
                 "over_redaction": r.over_redaction, "n": dict(r.total)}
@@ -131,46 +134,141 @@ def bench_recall(
 
 
 # --- cost -------------------------------------------------------------------------------
-def bench_cost(out: Path, results: dict[str, Any], encoders: list[str], repeats: int = 5) -> None:
+def _turns(out: Path) -> list[Any]:
     from datetime import UTC, datetime
 
     from voxloop.schema import Turn
 
     test = list(load_corpus(CORPORA["hwu64"][0]).split("test"))
     parses = parser_for("hwu64", out).parse([u.text for u in test])
-    turns = [Turn(f"t{i}", datetime(2026, 11, 1, tzinfo=UTC), p.text, p, "v1", user_id=f"u{i % 50}",
-                  session_id=f"s{i % 200}") for i, p in enumerate(parses)]  # fmt: skip
-    configs = {
-        "slots + patterns, ids hashed": Redactor(parse_redaction_config({}, environ=SALT)),
-        "+ detector (0.95)": Redactor(parse_redaction_config({}, environ=SALT)),
-    }
-    configs["+ detector (0.95)"].detector = detector_for("hwu64", out, 0.95)
+    return [Turn(f"t{i}", datetime(2026, 11, 1, tzinfo=UTC), p.text, p, "v1", user_id=f"u{i % 50}",
+                 session_id=f"s{i % 200}") for i, p in enumerate(parses)]  # fmt: skip
+
+
+def _redaction_configs(out: Path, encoders: list[str]) -> dict[str, str]:
+    """Name → TOML redaction config (what ``serve --redact`` reads)."""
+    configs = {"slots + patterns, ids hashed": ""}
+    if "hashed" in encoders:
+        configs["+ hashed detector (0.95)"] = f'detector = "{out / "detectors" / "hwu64-0.95"}"\n'
+        detector_for("hwu64", out, 0.95)
     if "transformer" in encoders:
-        name = "+ transformer detector (0.99)"
-        configs[name] = Redactor(parse_redaction_config({}, environ=SALT))
-        configs[name].detector = detector_for("hwu64", out, 0.99, "transformer")
-    print(f"\n## Redaction cost per turn (HWU64 test, {len(turns)} turns; load {load()})\n")
-    print("| config | p50 µs | p99 µs | mean µs |")
-    print("|---|---|---|---|")
-    rows = {}
-    for name, redactor in configs.items():
-        p50s, p99s, means = [], [], []
+        path = out / "detectors" / "hwu64-transformer"
+        configs["+ transformer detector (0.99)"] = f'detector = "{path}"\n'
+        detector_for("hwu64", out, 0.99, "transformer")
+    return configs
+
+
+def bench_cost(out: Path, results: dict[str, Any], encoders: list[str], repeats: int = 5) -> None:
+    """Redaction runs on the log writer's thread, in batches: its CPU per turn there, and
+    what it adds to a request's latency at a real server (sequential requests, p50)."""
+    from voxloop.privacy import load_redaction_config
+
+    turns = _turns(out)
+    configs = _redaction_configs(out, encoders)
+    files = {}
+    for i, (name, text) in enumerate(configs.items()):
+        files[name] = out / f"redact-{i}.toml"
+        files[name].write_text(text)
+    print(f"\n## Redaction CPU per turn on the log writer's thread (HWU64 test, {len(turns)} "
+          f"turns in batches of 500, as buffered turns reach a flush; load {load()})\n")  # fmt: skip
+    print("| config | µs per turn |\n|---|---|")
+    thread_cost = {}
+    os.environ.update(SALT)
+    for name, file in files.items():
+        redactor = Redactor(load_redaction_config(file))
+        runs = []
         for _ in range(repeats):
-            times = []
-            for turn in turns:  # one call per request, as Service does
-                t0 = time.perf_counter()
-                redactor.turns([turn])
-                times.append((time.perf_counter() - t0) * 1e6)
-            times.sort()
-            p50s.append(times[len(times) // 2])
-            p99s.append(times[int(len(times) * 0.99)])
-            means.append(statistics.fmean(times))
-        row = {"p50_us": statistics.median(p50s), "p99_us": statistics.median(p99s),
-               "mean_us": statistics.median(means)}  # fmt: skip
-        rows[name] = row
-        print(f"| {name} | {row['p50_us']:.0f} | {row['p99_us']:.0f} | {row['mean_us']:.0f} |")
-    print(f"(medians of {repeats} repeats; load average {load()} at the end)")
-    results["cost"] = rows
+            t0 = time.perf_counter()
+            for i in range(0, len(turns), 500):
+                redactor.turns(turns[i : i + 500])
+            runs.append((time.perf_counter() - t0) / len(turns) * 1e6)
+        thread_cost[name] = statistics.median(runs)
+        print(f"| {name} | {thread_cost[name]:.0f} |")
+    results["cost_writer_thread_us"] = thread_cost
+    results["cost_server"] = bench_server_cost(out, files, [t.text for t in turns], repeats)
+
+
+def _start_server(model: Path, log_dir: Path, extra: list[str]) -> tuple[Any, str]:
+    import socket
+    import subprocess
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, **SALT}
+    env.pop("VOXLOOP_API_KEY", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voxloop.serve", "--model", str(model), "--port", str(port),
+         "--log-dir", str(log_dir), "--log-level", "warning", *extra], env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited during start-up ({extra})")
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+
+
+def bench_server_cost(
+    out: Path, files: dict[str, Path], texts: list[str], repeats: int
+) -> dict[str, Any]:
+    """p50 / p99 latency of sequential ``POST /v1/parse`` (one client, keep-alive) against a
+    server without redaction and one per config, in alternating rounds; the medians over
+    rounds, and the difference to the unredacted server of the same rounds."""
+    import shutil
+    import signal
+
+    import httpx
+
+    model = out / "models" / "hwu64"
+    servers = {"no redaction": _start_server(model, out / "cost-log-none", [])}
+    for i, (name, file) in enumerate(files.items()):
+        log = out / f"cost-log-{i}"
+        servers[name] = _start_server(model, log, ["--redact", str(file)])
+    stats: dict[str, dict[str, list[float]]] = {n: {"p50": [], "p99": []} for n in servers}
+    try:
+        clients = {n: httpx.Client(base_url=url, timeout=10) for n, (_, url) in servers.items()}
+        for n, client in clients.items():  # warm the connection and the path
+            for text in texts[:100]:
+                client.post("/v1/parse", json={"text": text, "user_id": "u1"})
+        for _ in range(repeats):
+            for n, client in clients.items():
+                times = []
+                for i, text in enumerate(texts):
+                    t0 = time.perf_counter()
+                    r = client.post("/v1/parse", json={"text": text, "user_id": f"u{i % 50}",
+                                                       "session_id": f"s{i % 200}"})  # fmt: skip
+                    times.append((time.perf_counter() - t0) * 1000)
+                    if r.status_code != 200:
+                        raise SystemExit(f"{n}: HTTP {r.status_code}: {r.text}")
+                times.sort()
+                stats[n]["p50"].append(times[len(times) // 2])
+                stats[n]["p99"].append(times[int(len(times) * 0.99)])
+    finally:
+        for process, _ in servers.values():
+            process.send_signal(signal.SIGTERM)
+        for process, _ in servers.values():
+            process.wait(timeout=60)
+    base = statistics.median(stats["no redaction"]["p50"])
+    print(f"\n## Request latency at the server with redaction on (sequential POST /v1/parse of "
+          f"the {len(texts)} HWU64 test texts, {repeats} alternating rounds; load {load()})\n")  # fmt: skip
+    print("| server | p50 ms | p99 ms | p50 added vs no redaction, ms |\n|---|---|---|---|")
+    rows = {}
+    for n, st in stats.items():
+        p50, p99 = statistics.median(st["p50"]), statistics.median(st["p99"])
+        added = statistics.median(a - b for a, b in zip(st["p50"], stats["no redaction"]["p50"]))
+        rows[n] = {"p50_ms": p50, "p99_ms": p99, "p50_added_ms": added, "rounds": st}
+        print(f"| {n} | {p50:.2f} | {p99:.2f} | {added:+.3f} |")
+    print(f"(baseline p50 {base:.2f} ms; load average {load()} at the end)")
+    for i in range(len(files)):
+        shutil.rmtree(out / f"cost-log-{i}", ignore_errors=True)
+    shutil.rmtree(out / "cost-log-none", ignore_errors=True)
+    return rows
 
 
 # --- logs: KPI change with redaction, DP ----------------------------------------------

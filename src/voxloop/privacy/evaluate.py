@@ -29,6 +29,7 @@ class RecallReport:
     total: dict[str, int] = field(default_factory=dict)
     other_chars: int = 0
     other_redacted: int = 0
+    missed: list[tuple[str, str, str]] = field(default_factory=list)  # (label, value, text)
 
     def recall(self, label: str | None = None) -> float:
         """Recall of one slot type, or of all personal spans."""
@@ -72,6 +73,8 @@ def redaction_recall(
             report.total[span.label] = report.total.get(span.label, 0) + 1
             if all(covered[j] or u.text[j].isspace() for j in range(span.start, span.end)):
                 report.hidden[span.label] = report.hidden.get(span.label, 0) + 1
+            else:
+                report.missed.append((span.label, span.value, u.text))
         for j, ch in enumerate(u.text):
             if not personal[j] and not ch.isspace():
                 report.other_chars += 1
