@@ -586,6 +586,9 @@ def main() -> int:
                 f"{max(w['rss_mb'] for w in windows):.0f} MB; non-200: {failed}"
             )
         finally:
+            # requests still in flight when the last client stopped are answered (and
+            # logged) after it: let them finish before counting the answers
+            time.sleep(2)
             answered = server_statuses(url).get("200", 0)
             process.send_signal(signal.SIGTERM)
             code = process.wait(60)

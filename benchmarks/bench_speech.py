@@ -22,6 +22,11 @@ NLU on the gold text. The NLU model is trained first with the CLI, e.g.
 
 (MASSIVE en-US train is SLURP's train split, which is not in the shared folder; its dev and
 test are SLURP's devel and test.)
+
+``--recognitions DIR`` keeps every clip's n-best list (raw text, score, timings) in
+``DIR/CONFIG-SPLIT.jsonl`` and reuses what is there: a second run with another
+normalisation or other rescoring weights takes seconds instead of the half hour of
+recognition (the spoken form is recomputed from the raw text; timings are the first run's).
 """
 
 from __future__ import annotations
@@ -38,12 +43,44 @@ from typing import Any
 from voxloop.data import load_corpus
 from voxloop.nlu.base import load_parser
 from voxloop.speech.bias import Bias
-from voxloop.speech.recognizers import PocketsphinxRecognizer, WhisperRecognizer
+from voxloop.speech.normalize import spoken_form
+from voxloop.speech.recognizers import (
+    Hypothesis,
+    PocketsphinxRecognizer,
+    Recognition,
+    WhisperRecognizer,
+)
 from voxloop.speech.rescore import RescoreWeights
 from voxloop.speech.spoken import SpokenItem, evaluate_spoken, format_spoken, synthesized
 from voxloop.speech.synth import voice_for
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+class RecognitionCache:
+    """One config's recognitions, by utterance index, in a JSON-lines file (appended as
+    clips are recognised, so an interrupted run resumes)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.known: dict[int, Recognition] = {}
+        if path is not None and path.is_file():
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                hyps = tuple(Hypothesis(spoken_form(h["raw"]), h["score"], h["raw"])
+                             for h in row["hypotheses"])  # fmt: skip
+                self.known[row["i"]] = Recognition(hyps, row["audio_seconds"], row["seconds"],
+                                                   row["recognizer"])  # fmt: skip
+
+    def add(self, i: int, recognition: Recognition) -> None:
+        self.known[i] = recognition
+        if self.path is not None:
+            row = {"i": i, "audio_seconds": recognition.audio_seconds,
+                   "seconds": recognition.seconds, "recognizer": recognition.recognizer,
+                   "hypotheses": [{"raw": h.raw, "score": h.score}
+                                  for h in recognition.hypotheses]}  # fmt: skip
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
 
 
 def main() -> int:
@@ -65,6 +102,7 @@ def main() -> int:
         help="Whisper configurations to run: whisper, whisper+bias (comma-separated)",
     )
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--recognitions", type=Path, help="keep and reuse n-best lists here")
     args = ap.parse_args()
 
     lm_w, nlu_w = (float(x) for x in args.rescore.split(","))
@@ -87,15 +125,23 @@ def main() -> int:
         configs["pocketsphinx"] = PocketsphinxRecognizer()
         configs["pocketsphinx+lm"] = PocketsphinxRecognizer(lm=bias.arpa_file())
     items: dict[str, list[SpokenItem]] = {name: [] for name in configs}
+    if args.recognitions:
+        args.recognitions.mkdir(parents=True, exist_ok=True)
+    caches = {name: RecognitionCache(args.recognitions / f"{name}-{args.split}.jsonl"
+                                     if args.recognitions else None) for name in configs}  # fmt: skip
     source = synthesized()
     load_before = os.getloadavg()
     started = time.perf_counter()
     for i, utterance in enumerate(gold):
-        samples = source(i, utterance)
+        samples = None
         for name, rec in configs.items():
             if name.startswith("pocketsphinx") and i >= args.ps_limit:
                 continue
-            recognition = rec.recognize(samples)
+            recognition = caches[name].known.get(i)
+            if recognition is None:
+                samples = source(i, utterance) if samples is None else samples
+                recognition = rec.recognize(samples)
+                caches[name].add(i, recognition)
             texts = [h.text for h in recognition.hypotheses]
             parses = tuple(parser.parse(texts)) if texts else ()
             items[name].append(
