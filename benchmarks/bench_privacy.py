@@ -233,7 +233,7 @@ def bench_server_cost(
     stats: dict[str, dict[str, list[float]]] = {n: {"p50": [], "p99": []} for n in servers}
     try:
         clients = {n: httpx.Client(base_url=url, timeout=10) for n, (_, url) in servers.items()}
-        for n, client in clients.items():  # warm the connection and the path
+        for client in clients.values():  # warm the connection and the path
             for text in texts[:100]:
                 client.post("/v1/parse", json={"text": text, "user_id": "u1"})
         for _ in range(repeats):
@@ -261,7 +261,8 @@ def bench_server_cost(
     rows = {}
     for n, st in stats.items():
         p50, p99 = statistics.median(st["p50"]), statistics.median(st["p99"])
-        added = statistics.median(a - b for a, b in zip(st["p50"], stats["no redaction"]["p50"]))
+        base_rounds = stats["no redaction"]["p50"]
+        added = statistics.median(a - b for a, b in zip(st["p50"], base_rounds, strict=True))
         rows[n] = {"p50_ms": p50, "p99_ms": p99, "p50_added_ms": added, "rounds": st}
         print(f"| {n} | {p50:.2f} | {p99:.2f} | {added:+.3f} |")
     print(f"(baseline p50 {base:.2f} ms; load average {load()} at the end)")

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 import pyarrow.parquet as pq
+import pytest
 from servers import API_KEY, Models, start_server
 
 from voxloop.log.writer import LogWriter, read_log
