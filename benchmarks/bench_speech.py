@@ -103,6 +103,9 @@ def main() -> int:
     )
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--recognitions", type=Path, help="keep and reuse n-best lists here")
+    ap.add_argument("--beam-size", type=int, default=5, help="Whisper beam size")
+    ap.add_argument("--nbest", type=int, default=5, help="Whisper hypotheses kept per clip")
+    ap.add_argument("--compute-type", default="int8", help="Whisper weights: int8, float32")
     args = ap.parse_args()
 
     lm_w, nlu_w = (float(x) for x in args.rescore.split(","))
@@ -112,10 +115,15 @@ def main() -> int:
     if args.limit:
         gold = gold[: args.limit]
     bias = Bias.from_texts(u.text for u in load_corpus(args.bias_data).split("train"))
+    decoding = {"beam_size": args.beam_size, "nbest": args.nbest,
+                "compute_type": args.compute_type}  # fmt: skip
     whisper = {
-        "whisper": lambda: WhisperRecognizer(cpu_threads=2),
-        "whisper+bias": lambda: WhisperRecognizer(cpu_threads=2, prompt=bias.prompt),
+        "whisper": lambda: WhisperRecognizer(cpu_threads=2, **decoding),
+        "whisper+bias": lambda: WhisperRecognizer(cpu_threads=2, prompt=bias.prompt, **decoding),
     }
+    # n-best lists of other decoding settings are kept apart
+    tag = "" if (args.beam_size, args.nbest, args.compute_type) == (5, 5, "int8") else (
+        f"-beam{args.beam_size}-n{args.nbest}-{args.compute_type}")  # fmt: skip
     wanted = [c for c in args.configs.split(",") if c]
     unknown = sorted(set(wanted) - set(whisper))
     if unknown:
@@ -127,7 +135,7 @@ def main() -> int:
     items: dict[str, list[SpokenItem]] = {name: [] for name in configs}
     if args.recognitions:
         args.recognitions.mkdir(parents=True, exist_ok=True)
-    caches = {name: RecognitionCache(args.recognitions / f"{name}-{args.split}.jsonl"
+    caches = {name: RecognitionCache(args.recognitions / f"{name}{tag}-{args.split}.jsonl"
                                      if args.recognitions else None) for name in configs}  # fmt: skip
     source = synthesized()
     load_before = os.getloadavg()
