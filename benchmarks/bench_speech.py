@@ -83,6 +83,28 @@ class RecognitionCache:
                 f.write(json.dumps(row) + "\n")
 
 
+def print_grid(items: list[SpokenItem], bias: Bias) -> None:
+    """WER and intent accuracy of the picked hypothesis for each (LM, NLU) weight pair."""
+    import itertools
+
+    from voxloop.speech.rescore import pick
+    from voxloop.speech.wer import word_error_rate
+
+    grid = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+    print("| LM weight | NLU weight | pick WER | pick intent |\n|---|---|---|---|")
+    refs = [it.gold.text for it in items]
+    for lm_w, nlu_w in itertools.product(grid, grid):
+        weights = RescoreWeights(lm_w, nlu_w)
+        texts, right = [], 0
+        for it in items:
+            hyps = it.recognition.hypotheses
+            k = pick(hyps, it.parses, bias.lm, weights) if hyps else 0
+            texts.append(hyps[k].text if hyps else "")
+            right += bool(it.parses) and it.parses[k].intent == it.gold.intent
+        wer = word_error_rate(refs, texts)
+        print(f"| {lm_w} | {nlu_w} | {wer:.2%} | {right / len(items):.2%} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,7 +117,7 @@ def main() -> int:
     ap.add_argument("--bias-data", default=f"massive:{DATASETS / 'massive' / 'en-US.jsonl'}")
     ap.add_argument("--limit", type=int, help="first N test utterances (default: all)")
     ap.add_argument("--ps-limit", type=int, default=60, help="pocketsphinx on the first N only")
-    ap.add_argument("--rescore", default="0.1,0.4", help="LM,NLU weights of the n-best pick")
+    ap.add_argument("--rescore", default="0.2,0.2", help="LM,NLU weights of the n-best pick")
     ap.add_argument(
         "--configs",
         default="whisper,whisper+bias",
@@ -103,9 +125,15 @@ def main() -> int:
     )
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--recognitions", type=Path, help="keep and reuse n-best lists here")
-    ap.add_argument("--beam-size", type=int, default=5, help="Whisper beam size")
-    ap.add_argument("--nbest", type=int, default=5, help="Whisper hypotheses kept per clip")
+    ap.add_argument("--beam-size", type=int, default=10, help="Whisper beam size")
+    ap.add_argument("--nbest", type=int, default=10, help="Whisper hypotheses kept per clip")
     ap.add_argument("--compute-type", default="int8", help="Whisper weights: int8, float32")
+    ap.add_argument(
+        "--grid",
+        action="store_true",
+        help="also print WER and intent accuracy of the n-best pick for every pair of weights "
+        "in {0, 0.05, 0.1, 0.2, 0.4, 0.8} (choose them on --split dev, never on test)",
+    )
     args = ap.parse_args()
 
     lm_w, nlu_w = (float(x) for x in args.rescore.split(","))
@@ -122,8 +150,7 @@ def main() -> int:
         "whisper+bias": lambda: WhisperRecognizer(cpu_threads=2, prompt=bias.prompt, **decoding),
     }
     # n-best lists of other decoding settings are kept apart
-    tag = "" if (args.beam_size, args.nbest, args.compute_type) == (5, 5, "int8") else (
-        f"-beam{args.beam_size}-n{args.nbest}-{args.compute_type}")  # fmt: skip
+    tag = f"-beam{args.beam_size}-n{args.nbest}-{args.compute_type}"
     wanted = [c for c in args.configs.split(",") if c]
     unknown = sorted(set(wanted) - set(whisper))
     if unknown:
@@ -173,6 +200,8 @@ def main() -> int:
             )
         )
         print(f"median per-clip real-time factor {statistics.median(per_clip):.3f}\n")
+        if args.grid:
+            print_grid(its, bias)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--rescore",
-        default="0.1,0.4",
+        default="0.2,0.2",
         metavar="LM,NLU",
         help="weights of the domain LM and the NLU confidence for the n-best pick; "
         "'none' to skip it (default: %(default)s, chosen on SLURP devel)",
