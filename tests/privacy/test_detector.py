@@ -39,6 +39,13 @@ def test_save_load_gives_the_same_regions(trained: Path) -> None:
     assert all(0 <= s < e <= len(text) for s, e, _ in regions)
 
 
+def test_a_batch_finds_what_one_text_at_a_time_finds(trained: Path) -> None:
+    detector = PersonalDetector.load(trained)
+    texts = ["send an email to my sister jessica", "", "call mom in paris", "   ", "set a timer"]
+    assert detector.regions_many(texts) == [detector.regions(t) for t in texts]
+    assert detector.regions_many([]) == []
+
+
 def test_the_detector_raises_recall_over_slots_alone(trained: Path, datasets: Path) -> None:
     test = list(load_corpus(f"hwu64:{datasets / 'hwu64'}").split("test"))
     config = load_redaction_config(_config(trained.parent, trained.name), environ=SALT)
