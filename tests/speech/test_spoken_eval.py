@@ -35,7 +35,7 @@ def test_eval_speech_reports_wer_and_understanding_on_recognised_vs_gold(
     assert out["gold"]["wer"] == 0.0
     assert 0.0 < out["gold"]["intent_accuracy"] <= 1.0
     assert 0.0 <= out["recognized"]["intent_accuracy"] <= 1.0
-    assert out["picked"] is not None and out["weights"] == {"lm": 0.1, "nlu": 0.4}
+    assert out["picked"] is not None and out["weights"] == {"lm": 0.2, "nlu": 0.2}
     assert out["audio_seconds"] > 5 and out["real_time_factor"] > 0
     assert set(out["recognized"]["slots"]) == {"span_f1", "word_f1", "char_f1", "slu_f1"}
 

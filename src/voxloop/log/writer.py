@@ -18,7 +18,8 @@ redaction then costs a request nothing, and a turn the preparation refuses, or a
 fails on, is never written (it is counted in ``turns_refused``). Unprepared turns live only in
 memory, exactly as long as any buffered row. Preparing costs the writer's thread CPU (the
 MiniLM detector about 1 ms per turn): when turns arrive faster than it can prepare them, the
-buffer grows, and past ``max_buffered`` rows `backlogged` turns true — the server then
+buffer grows, and past ``max_buffered`` rows (default: 10,000, or twice ``flush_rows`` if
+that is more) `backlogged` turns true — the server then
 refuses new requests (503) until the writer catches up, rather than hold more turns that a
 crash would lose.
 
@@ -211,12 +212,14 @@ class LogWriter:
         flush_rows: int = 2000,
         clock: Callable[[], float] = time.monotonic,
         prepare_turns: Callable[[list[Turn]], list[Turn]] | None = None,
-        max_buffered: int = 10_000,
+        max_buffered: int | None = None,
     ) -> None:
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
         if flush_rows < 1:
             raise ValueError("flush_rows must be at least 1")
+        if max_buffered is None:
+            max_buffered = max(10_000, 2 * flush_rows)
         if max_buffered < flush_rows:
             raise ValueError("max_buffered must be at least flush_rows")
         self.directory = Path(directory)
