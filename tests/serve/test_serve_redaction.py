@@ -76,7 +76,9 @@ def test_a_running_servers_log_holds_no_personal_value(
                                                "session_id": "session-7"})  # fmt: skip
             assert r.status_code == 200, r.text
             answer = r.json()
-            personal |= {s["value"] for s in answer["slots"] if s["label"] in ("area", "name")}
+            # (a slot the model tags on punctuation alone, say ",", holds nothing personal)
+            tagged = [s["value"] for s in answer["slots"] if s["label"] in ("area", "name")]
+            personal |= {v for v in tagged if re.search(r"\w", v)}
             r = client.post("/v1/feedback", json={"turn_id": answer["turn_id"],
                             "kind": "task_success", "value": 1, "user_id": "alice-42"})  # fmt: skip
             assert r.status_code in (200, 202), r.text
