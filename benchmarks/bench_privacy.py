@@ -188,32 +188,6 @@ def bench_cost(out: Path, results: dict[str, Any], encoders: list[str], repeats:
     results["cost_server"] = bench_server_cost(out, files, [t.text for t in turns], repeats)
 
 
-def _start_server(model: Path, log_dir: Path, extra: list[str]) -> tuple[Any, str]:
-    import socket
-    import subprocess
-
-    import httpx
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, **SALT}
-    env.pop("VOXLOOP_API_KEY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voxloop.serve", "--model", str(model), "--port", str(port),
-         "--log-dir", str(log_dir), "--log-level", "warning", *extra], env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited during start-up ({extra})")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-
-
 def bench_server_cost(
     out: Path, files: dict[str, Path], texts: list[str], repeats: int
 ) -> dict[str, Any]:
@@ -224,12 +198,14 @@ def bench_server_cost(
     import signal
 
     import httpx
+    from bench_serve import start_server
 
     model = out / "models" / "hwu64"
-    servers = {"no redaction": _start_server(model, out / "cost-log-none", [])}
+    defaults = argparse.Namespace(max_batch_size=32, max_queue=512)
+    servers = {"no redaction": start_server(model, out / "cost-log-none", defaults)[:2]}
     for i, (name, file) in enumerate(files.items()):
         log = out / f"cost-log-{i}"
-        servers[name] = _start_server(model, log, ["--redact", str(file)])
+        servers[name] = start_server(model, log, defaults, ["--redact", str(file)])[:2]
     stats: dict[str, dict[str, list[float]]] = {n: {"p50": [], "p99": []} for n in servers}
     try:
         clients = {n: httpx.Client(base_url=url, timeout=10) for n, (_, url) in servers.items()}

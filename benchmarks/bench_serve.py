@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -366,8 +367,10 @@ def split_by_recognition(model: Path, texts: list[str]) -> tuple[list[str], list
 
 
 def start_server(
-    model: Path, log_dir: Path, args: argparse.Namespace
+    model: Path, log_dir: Path, args: argparse.Namespace, extra: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[bytes], str, float]:
+    """``voxloop serve`` on a free port (``extra``: more of its options); returns once
+    ``/readyz`` answers 200, with the seconds that took."""
     import httpx
 
     port = free_port()
@@ -391,6 +394,7 @@ def start_server(
             str(args.max_batch_size),
             "--max-queue",
             str(args.max_queue),
+            *extra,
         ],
         env=env,
     )

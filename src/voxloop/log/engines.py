@@ -171,7 +171,7 @@ def _view_sql(
                 value = older if value is None else f"COALESCE({value}, {older})"
         if value is None:
             value = f"CAST(NULL AS {dialect.type_name(t)})"
-        select.append(value if value == q(name) else f"{value} AS {q(name)}")
+        select.append(f"{value} AS {q(name)}")
     select.append(f"CAST({q('date') if source else 'NULL'} AS DATE) AS day")
     if derived:
         select.append(f"{dialect.ts_us(q('ts'))} AS ts_us")

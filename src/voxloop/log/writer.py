@@ -19,9 +19,8 @@ fails on, is never written (it is counted in ``turns_refused``). Unprepared turn
 memory, exactly as long as any buffered row. Preparing costs the writer's thread CPU (the
 MiniLM detector about 1 ms per turn): when turns arrive faster than it can prepare them, the
 buffer grows, and past ``max_buffered`` rows (default: 10,000, or twice ``flush_rows`` if
-that is more) `backlogged` turns true — the server then
-refuses new requests (503) until the writer catches up, rather than hold more turns that a
-crash would lose.
+that is more) `backlogged` turns true — the server then refuses new requests (503) until the
+writer catches up, rather than hold more turns that a crash would lose.
 
 Each file carries its schema version twice: a ``schema_version`` column and the file
 metadata key ``voxloop.schema_version``.
