@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from voxloop.nlu.runtime import Decoder
+from voxloop.nlu.runtime import Decoder, tag_bigrams
 
 TAGS = ["B-date", "B-weather", "I-date", "I-weather", "O"]
 
@@ -47,3 +47,45 @@ def test_a_piece_tagged_outside_keeps_all_its_characters_outside() -> None:
     slots = _logits("O", "O", "B-weather", "O", "O")
     parse = _decoder().decode([text], offsets, np.zeros((1, 1), np.float32), slots)[0]
     assert [(s.label, s.value) for s in parse.slots] == [("weather", "下雨")]
+
+
+# --- learned tag bigrams --------------------------------------------------------------
+def test_tag_bigrams_are_smoothed_log_probabilities_of_the_training_sequences() -> None:
+    transitions, start = tag_bigrams(TAGS, [["B-date", "I-date", "O"], ["B-date", "O"], ["O"]])
+    assert np.allclose(np.exp(transitions).sum(axis=1), 1.0)
+    assert np.isclose(np.exp(start).sum(), 1.0)
+    b_date, i_date, outside = TAGS.index("B-date"), TAGS.index("I-date"), TAGS.index("O")
+    assert start[b_date] > start[outside] > start[i_date]  # 2, 1, 0 sequences start so
+    # After B-date: I-date once and O once, the unseen tags only by smoothing.
+    assert transitions[b_date, i_date] == transitions[b_date, outside]
+    assert transitions[b_date, i_date] > transitions[b_date, TAGS.index("B-weather")]
+
+
+def test_bigrams_with_weight_join_a_word_the_head_alone_leaves_outside() -> None:
+    # "next week": the head is sure of "next" (B-date), unsure of "week" (O 1.0, I-date 0.9).
+    text, offsets = "next week", [[(0, 0), (0, 4), (5, 9), (0, 0)]]
+    slots = np.zeros((1, 4, len(TAGS)), dtype=np.float32)
+    slots[0, 1, TAGS.index("B-date")] = 8.0
+    slots[0, 2, TAGS.index("O")] = 1.0
+    slots[0, 2, TAGS.index("I-date")] = 0.9
+    # In training, "B-date" was followed by "I-date" nine times in ten.
+    bigrams = tag_bigrams(TAGS, [["B-date", "I-date"]] * 9 + [["B-date", "O"]])
+    intent = np.zeros((1, 1), np.float32)
+
+    def spans(weight: float) -> list[str]:
+        decoder = Decoder(
+            intents=["weather_query"],
+            tags=TAGS,
+            allowed=None,
+            temperature=1.0,
+            threshold=0.0,
+            domains={},
+            locale="en-US",
+            ranking_size=1,
+            bigrams=bigrams,
+            bigram_weight=weight,
+        )
+        return [s.value for s in decoder.decode([text], offsets, intent, slots)[0].slots]
+
+    assert spans(0.0) == ["next"]
+    assert spans(1.0) == ["next week"]

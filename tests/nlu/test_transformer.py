@@ -26,6 +26,7 @@ from voxloop.nlu.evaluate import evaluate  # noqa: E402
 from voxloop.nlu.runtime import OnnxParser, first_subwords, viterbi  # noqa: E402
 from voxloop.nlu.tokenize import tokenize  # noqa: E402
 from voxloop.nlu.transformer import (  # noqa: E402
+    BIGRAM_WEIGHTS,
     TransformerParser,
     choose_threshold,
     fit_temperature,
@@ -159,6 +160,28 @@ def test_saved_model_is_onnx_and_json_with_a_manifest(saved: Path) -> None:
     calibration = manifest["calibration"]
     assert calibration["temperature"] > 0
     assert calibration["ece_after"] <= calibration["ece_before"] + 0.02
+    assert calibration["bigram_weight"] in BIGRAM_WEIGHTS
+    labels = json.loads((saved / "labels.json").read_text())
+    n = len(labels["tags"])
+    transitions = np.exp(np.array(labels["bigrams"]["transitions"]))
+    assert transitions.shape == (n, n) and np.allclose(transitions.sum(axis=1), 1.0)
+
+
+def test_a_model_saved_without_tag_bigrams_still_loads_and_parses(
+    saved: Path, tmp_path: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    older = tmp_path / "older"
+    shutil.copytree(saved, older)
+    labels = json.loads((older / "labels.json").read_text())
+    del labels["bigrams"]
+    (older / "labels.json").write_text(json.dumps(labels))
+    manifest = json.loads((older / "manifest.json").read_text())
+    del manifest["calibration"]["bigram_weight"]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    texts = [u.text for u in snips["test"][:50]]
+    parses = OnnxParser.load(older).parse(texts)
+    assert [p.text for p in parses] == texts
+    assert OnnxParser.load(older).decoder_._transitions.max() == 0.0  # BIO rules only
 
 
 def test_runtime_does_not_import_torch(saved: Path) -> None:
@@ -180,9 +203,14 @@ def test_a_batch_of_one_parse_is_independent_of_the_batch(
     texts = [u.text for u in snips["test"][:30]]
     single = OnnxParser.load(saved, batch_size=1)
     assert single.parse(texts) == [single.parse([t])[0] for t in texts]
+    # fp32 is batch-independent to rounding (int8's activation scale is per batch).
     batched = OnnxParser.load(saved, precision="fp32", batch_size=32).parse(texts)
-    for a, b in zip(batched, single.parse(texts), strict=True):
+    one_by_one = OnnxParser.load(saved, precision="fp32", batch_size=1).parse(texts)
+    for a, b in zip(batched, one_by_one, strict=True):
         assert a.ranking[0].intent == b.ranking[0].intent
+        assert [(s.label, s.start, s.end) for s in a.slots] == [
+            (s.label, s.start, s.end) for s in b.slots
+        ]
     assert single.parse([]) == []
 
 

@@ -10,6 +10,8 @@ for the same text and returns an `Evaluation`:
   matches of character spans, pooled over the whole test set. When the tokens are
   whitespace-separated words and the spans are their BIO chunks, this is exactly the
   CoNLL ``conlleval`` chunk score (``seqeval.metrics.f1_score`` in its default mode).
+- **intent accuracy of the best guess** — the same, with a declined parse counted by its
+  top-ranked intent: what papers report, whose models cannot decline.
 - **exact match** (sentence accuracy) — intent right *and* the set of
   ``(label, start, end)`` slots identical to the gold set.
 - **ECE** — expected calibration error of the intent confidence (`calibration_bins`).
@@ -133,6 +135,9 @@ class Evaluation:
     """Expected calibration error of the top intent's confidence."""
     not_recognized: float
     """Fraction of parses that declined to answer (``Parse.intent is None``)."""
+    top_intent_accuracy: float
+    """Intent accuracy of the best guess, a declined parse counted by its top-ranked intent:
+    the figure papers report (their models have no "not recognized" answer)."""
     gold_slots: int
     predicted_slots: int
     correct_slots: int
@@ -158,6 +163,7 @@ class Evaluation:
             "exact_match": self.exact_match,
             "ece": self.ece,
             "not_recognized": self.not_recognized,
+            "top_intent_accuracy": self.top_intent_accuracy,
             "gold_slots": self.gold_slots,
             "predicted_slots": self.predicted_slots,
             "correct_slots": self.correct_slots,
@@ -403,6 +409,7 @@ def evaluate(
         exact_match=float(exact.mean()),
         ece=expected_calibration_error(bins),
         not_recognized=not_recognized / n,
+        top_intent_accuracy=float(top_ok.mean()),
         gold_slots=total_gold,
         predicted_slots=total_pred,
         correct_slots=total_correct,
@@ -475,6 +482,7 @@ def format_report(
         ["exact match", _pct(e.exact_match)],
         [f"intent ECE ({len(e.calibration)} bins)", _pct(e.ece)],
         ["not recognized", _pct(e.not_recognized)],
+        ["intent accuracy of the best guess", _pct(e.top_intent_accuracy)],
         ["gold slots", str(e.gold_slots)],
         ["predicted slots", str(e.predicted_slots)],
         ["correct slots", str(e.correct_slots)],

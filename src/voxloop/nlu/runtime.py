@@ -6,20 +6,23 @@ A model directory written by `voxloop.nlu.transformer.TransformerParser` holds:
   ``input_ids`` and ``attention_mask`` (int64, ``[batch, tokens]``), outputs
   ``intent_logits`` (``[batch, intents]``) and ``slot_logits`` (``[batch, tokens, tags]``);
 - ``tokenizer.json``: the encoder's WordPiece tokenizer (the ``tokenizers`` format);
-- ``labels.json``: intent names, BIO slot tags, and which slot labels each intent was seen
-  with in training;
-- ``manifest.json``: format version, ``"model_type": "transformer"``, the temperature and
-  out-of-scope threshold fitted on dev, domains, locales, hyperparameters and metrics.
+- ``labels.json``: intent names, BIO slot tags, which slot labels each intent was seen
+  with in training, and the tag bigram log-probabilities of the training set;
+- ``manifest.json``: format version, ``"model_type": "transformer"``, the temperature,
+  out-of-scope threshold and bigram weight chosen on dev, domains, locales,
+  hyperparameters and metrics.
 
 Slot tags are predicted per sub-word; the tag of a word (a `voxloop.nlu.tokenize` token) is
 the tag of its first sub-word, and BIO chunks of words become character spans with
-`spans_from_tags`, so a span's offsets always index the original text exactly.
+`spans_from_tags`, so a span's offsets always index the original text exactly. The word
+tags are one Viterbi path: BIO rules, plus the training set's tag bigrams times a weight
+chosen on dev (0 turns them off; older models have none).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Self
 
@@ -45,10 +48,13 @@ __all__ = [
     "load_tokenizer",
     "log_softmax",
     "softmax",
+    "tag_bigrams",
     "viterbi",
 ]
 
 MODEL_TYPE = "transformer"
+JOINT_CANDIDATES = 3
+"""How many of the most probable intents joint decoding rescores by their slot paths."""
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -126,6 +132,24 @@ def first_subwords(tokens: Sequence[Token], offsets: Sequence[tuple[int, int]]) 
     return out
 
 
+def tag_bigrams(
+    tags: Sequence[str], sequences: Iterable[Sequence[str]]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Log P(tag | previous tag) ``[n, n]`` and log P(first tag) ``[n]``, counted over the
+    word-level BIO ``sequences`` of a training set (add-one smoothed; unknown tags as "O")."""
+    index = {t: i for i, t in enumerate(tags)}
+    outside = index["O"]
+    n = len(tags)
+    pairs = np.ones((n, n))
+    first = np.ones(n)
+    for sequence in sequences:
+        ids = [index.get(t, outside) for t in sequence]
+        if ids:
+            first[ids[0]] += 1
+            np.add.at(pairs, (ids[:-1], ids[1:]), 1)
+    return np.log(pairs / pairs.sum(1, keepdims=True)), np.log(first / first.sum())
+
+
 class _Lattice(NamedTuple):
     cols: npt.NDArray[np.int64]
     transitions: npt.NDArray[np.float64]
@@ -147,8 +171,12 @@ class Decoder:
         domains: dict[str, str],
         locale: str,
         ranking_size: int,
+        bigrams: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+        bigram_weight: float = 0.0,
+        joint_weight: float = 0.0,
     ) -> None:
         self.intents = list(intents)
+        self.joint_weight = joint_weight
         self.tags = list(tags)
         self.allowed = allowed
         self.temperature = temperature
@@ -167,6 +195,11 @@ class Decoder:
                 for i, u in enumerate(self.tags):
                     if u == "O" or u[2:] != t[2:]:
                         self._transitions[i, j] = -np.inf
+        if bigrams is not None and bigram_weight:
+            # Learned transitions (tag_bigrams of the training set) on top of the BIO rules:
+            # the softmax head scores each word alone; these score the tag sequence.
+            self._transitions = self._transitions + bigram_weight * bigrams[0]
+            self._start = self._start + bigram_weight * bigrams[1]
         self._lattices: dict[int, _Lattice] = {}
 
     def _lattice(self, intent: int) -> _Lattice:
@@ -182,6 +215,20 @@ class Decoder:
             self._lattices[intent] = lattice
         return lattice
 
+    def _path(
+        self, firsts: Sequence[int], slot_logp: npt.NDArray[np.float64], intent: int
+    ) -> tuple[_Lattice, list[int], list[int], npt.NDArray[np.float64]]:
+        """The best tag path over the words whose first sub-words are ``firsts``, with the
+        tags ``intent`` allows: the lattice, the head words, the path (columns of the
+        lattice) and its tags' log-probabilities (``slot_logp``: sub-words x all tags)."""
+        lattice = self._lattice(intent)
+        heads = [w for w, j in enumerate(firsts) if w == 0 or j < 0 or j != firsts[w - 1]]
+        pieces = np.array([firsts[w] for w in heads])
+        scores = slot_logp[np.maximum(pieces, 0)][:, lattice.cols]
+        scores[pieces < 0] = lattice.empty
+        path = viterbi(scores, lattice.transitions, lattice.start)
+        return lattice, heads, path, scores[np.arange(len(path)), path]
+
     def _word_tags(
         self, firsts: Sequence[int], slot_logp: npt.NDArray[np.float64], intent: int
     ) -> tuple[list[str], list[float]]:
@@ -191,15 +238,11 @@ class Decoder:
         inside the same sub-word as the word before it (one piece covering several
         characters of a script without spaces, e.g. "明天") has no scores of its own: it
         continues the previous word's slot ("I-" of its label) or stays "O".
+        ``slot_logp`` is normalised over the tags ``intent`` allows.
         """
-        lattice = self._lattice(intent)
+        lattice, heads, path, path_logp = self._path(firsts, slot_logp, intent)
         cols = lattice.cols
-        heads = [w for w, j in enumerate(firsts) if w == 0 or j < 0 or j != firsts[w - 1]]
-        pieces = np.array([firsts[w] for w in heads])
-        scores = slot_logp[np.maximum(pieces, 0)][:, cols]
-        scores[pieces < 0] = lattice.empty
-        path = viterbi(scores, lattice.transitions, lattice.start)
-        chosen = np.exp(scores[np.arange(len(path)), path]).tolist()
+        chosen = np.exp(path_logp).tolist()
         tags: list[str] = []
         confidences: list[float] = []
         row = -1
@@ -212,6 +255,21 @@ class Decoder:
             confidences.append(chosen[row])
         return tags, confidences
 
+    def _joint(
+        self, probabilities: npt.NDArray[np.float64], firsts: Sequence[int], slot_logp: Any
+    ) -> npt.NDArray[np.float64]:
+        """Intent probabilities reweighted by how well each of the top `JOINT_CANDIDATES`
+        intents explains the words: ``p(intent) * exp(joint_weight * path score)``, the path
+        score being the log-probability of the best tag path among the tags that intent
+        allows (the rest score as the worst candidate)."""
+        candidates = np.argsort(-probabilities, kind="stable")[:JOINT_CANDIDATES]
+        path_scores = np.array([self._path(firsts, slot_logp, int(k))[3].sum() for k in candidates])
+        floor = path_scores.min()
+        weights = np.full(len(probabilities), self.joint_weight * (floor - path_scores.max()))
+        weights[candidates] = self.joint_weight * (path_scores - path_scores.max())
+        joint = probabilities * np.exp(weights)
+        return joint / joint.sum()
+
     def decode(
         self,
         texts: Sequence[str],
@@ -222,24 +280,26 @@ class Decoder:
         """``slot_logits[i, j]`` are the tag scores of sub-word ``j`` of ``texts[i]``."""
         probabilities = softmax(intent_logits / self.temperature)
         k = min(self.ranking_size, len(self.intents))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        best = order[:, 0]
-        if self.allowed is not None:
-            # Slot labels never seen with the predicted intent in training are ruled out.
-            slot_logits = np.where(self.allowed[best][:, None, :], slot_logits, -np.inf)
-        slot_logp = log_softmax(slot_logits)
+        joint = self.joint_weight > 0 and self.allowed is not None
         out: list[Parse] = []
         for i, text in enumerate(texts):
-            row = probabilities[i]
-            ranking = tuple(IntentScore(self.intents[j], float(row[j])) for j in order[i])
-            top = ranking[0]
             tokens = tokenize(text)
+            firsts = first_subwords(tokens, offsets[i]) if tokens else []
+            row = probabilities[i]
+            if joint and firsts:
+                row = self._joint(row, firsts, log_softmax(slot_logits[i]))
+            order = np.argsort(-row, kind="stable")[:k]
+            best = int(order[0])
+            ranking = tuple(IntentScore(self.intents[j], float(row[j])) for j in order)
+            top = ranking[0]
             tags: list[str] = []
             confidences: list[float] = []
-            if tokens:
-                tags, confidences = self._word_tags(
-                    first_subwords(tokens, offsets[i]), slot_logp[i], best[i]
-                )
+            if firsts:
+                logits = slot_logits[i]
+                if self.allowed is not None:
+                    # Slot labels never seen with the intent in training are ruled out.
+                    logits = np.where(self.allowed[best][None, :], logits, -np.inf)
+                tags, confidences = self._word_tags(firsts, log_softmax(logits), best)
             out.append(
                 Parse(
                     text=text,
@@ -330,6 +390,14 @@ class OnnxParser:
             allowed = None
             if labels.get("allowed") is not None:
                 allowed = np.array(labels["allowed"], dtype=bool).reshape(len(intents), len(tags))
+            bigrams = None
+            if labels.get("bigrams") is not None:
+                bigrams = (
+                    np.array(labels["bigrams"]["transitions"], dtype=np.float64).reshape(
+                        len(tags), len(tags)
+                    ),
+                    np.array(labels["bigrams"]["start"], dtype=np.float64).reshape(len(tags)),
+                )
             calibration = manifest["calibration"]
             locales = list(manifest["locales"])
             decoder = Decoder(
@@ -341,6 +409,9 @@ class OnnxParser:
                 domains=dict(manifest["domains"]),
                 locale=locales[0] if len(locales) == 1 else DEFAULT_LOCALE,
                 ranking_size=int(manifest["hyperparameters"]["ranking_size"]),
+                bigrams=bigrams,
+                bigram_weight=float(calibration.get("bigram_weight", 0.0)),
+                joint_weight=float(calibration.get("joint_weight", 0.0)),
             )
             saved_batch = int(manifest["hyperparameters"].get("inference_batch_size", 32))
         except (OSError, ValueError, KeyError, TypeError) as e:

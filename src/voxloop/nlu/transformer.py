@@ -13,7 +13,10 @@ optimiser's work). AdamW with linear warm-up and decay, early stopping on dev (o
 seeded held-out slice of train), a tqdm bar with the loss and the dev metrics per epoch.
 
 After training, on dev: a temperature for the intent logits (fitted by NLL; ECE before
-and after is in the manifest) and an out-of-scope threshold. Then export to ONNX with the
+and after is in the manifest), the weights of two decoding steps chosen by dev exact match
+(the training set's tag bigrams added to the Viterbi path, and joint decoding: the top
+intents rescored by how well each one's slot labels explain the words), and an
+out-of-scope threshold. Then export to ONNX with the
 dynamo exporter (opset 18; the legacy exporter gives wrong MiniLM outputs with
 transformers 5.x, so the export is checked against torch every time), dynamic int8
 quantisation, and the `voxloop.nlu.runtime.OnnxParser` over those files does the parsing —
@@ -72,7 +75,7 @@ from voxloop.nlu.runtime import (
     first_subwords,
     load_tokenizer,
     pad_batch,
-    softmax,
+    tag_bigrams,
 )
 from voxloop.nlu.slot_tagger import bio_tags
 from voxloop.nlu.tokenize import tokenize
@@ -82,6 +85,11 @@ __all__ = ["TransformerParser", "encoder_path"]
 
 IGNORE = -100
 """The label of sub-words that take no part in the slot loss (specials, word tails)."""
+
+BIGRAM_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0)
+"""The weights of the learned tag bigrams tried on dev (`TransformerParser._calibrate`)."""
+JOINT_WEIGHTS = (0.0, 0.3, 0.5, 1.0, 2.0)
+"""The weights of joint intent-slot decoding tried on dev (`voxloop.nlu.runtime.Decoder`)."""
 
 _MIN_TRAIN_FOR_HOLDOUT = 200
 """Below this many training utterances nothing is held out: no early stopping, T = 1."""
@@ -295,6 +303,9 @@ class TransformerParser:
         self.intents_: list[str] = []
         self.tags_: list[str] = []
         self.allowed_: npt.NDArray[np.bool_] | None = None
+        self.bigrams_: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+        self.bigram_weight_: float = 0.0
+        self.joint_weight_: float = 0.0
         self.domains_: dict[str, str] = {}
         self.locales_: list[str] = []
         self.max_length_: int = 0
@@ -415,6 +426,9 @@ class TransformerParser:
                 [[t == "O" or t[2:] in seen[i] for t in self.tags_] for i in self.intents_],
                 dtype=bool,
             )
+        self.bigrams_ = tag_bigrams(
+            self.tags_, (bio_tags(tokenize(u.text), u.slots) for u in train)
+        )
         self.domains_ = domains_by_intent(train)
         self.locales_ = sorted({u.locale for u in train})
 
@@ -625,7 +639,13 @@ class TransformerParser:
         model.train(was_training)
         return intents, slots
 
-    def _decoder(self, temperature: float, threshold: float) -> Decoder:
+    def _decoder(
+        self,
+        temperature: float,
+        threshold: float,
+        bigram_weight: float = 0.0,
+        joint_weight: float = 0.0,
+    ) -> Decoder:
         return Decoder(
             intents=self.intents_,
             tags=self.tags_,
@@ -635,11 +655,16 @@ class TransformerParser:
             domains=self.domains_,
             locale=self.locales_[0] if len(self.locales_) == 1 else DEFAULT_LOCALE,
             ranking_size=self.ranking_size,
+            bigrams=self.bigrams_,
+            bigram_weight=bigram_weight,
+            joint_weight=joint_weight,
         )
 
     def _calibrate(self, torch: Any, tokenizer: Any, dev: list[Utterance] | None) -> None:
-        """Temperature and out-of-scope threshold from dev; ECE before and after."""
+        """From dev: the temperature, the weights of the decoder's learned tag bigrams and
+        joint intent-slot decoding, and the out-of-scope threshold; ECE before and after."""
         self.temperature_, self.threshold_ = 1.0, self.threshold or 0.0
+        self.bigram_weight_, self.joint_weight_ = 0.0, 0.0
         self.calibration_ = {"dev_size": len(dev or ())}
         if not dev:
             return
@@ -647,18 +672,46 @@ class TransformerParser:
         known = [u for u in dev if u.intent in index]
         if not known:
             return
-        logits, _ = self._predict(torch, tokenizer, [u.text for u in known])
+        texts = [u.text for u in known]
+        offsets = [e.offsets for e in tokenizer.encode_batch(texts)]
+        logits, slot_rows = self._predict(torch, tokenizer, texts)
+        slots = _stack(slot_rows)
         gold = np.array([index[u.intent or ""] for u in known], dtype=np.int64)
         self.temperature_ = fit_temperature(logits, gold)
+        self.bigram_weight_, self.joint_weight_ = self._choose_weights(
+            known, offsets, logits, slots
+        )
+        self.calibration_.update(bigram_weight=self.bigram_weight_, joint_weight=self.joint_weight_)
         for name, t in (("ece_before", 1.0), ("ece_after", self.temperature_)):
-            p = softmax(logits / t)
-            bins = calibration_bins(p.max(axis=1), p.argmax(axis=1) == gold)
-            self.calibration_[name] = expected_calibration_error(bins)
-        if self.threshold is None:
-            p = softmax(logits / self.temperature_)
-            self.threshold_ = choose_threshold(
-                p.max(axis=1), p.argmax(axis=1) == gold, self.max_rejection
+            decoder = self._decoder(t, 0.0, self.bigram_weight_, self.joint_weight_)
+            parses = decoder.decode(texts, offsets, logits, slots)
+            confidence = np.array([p.confidence for p in parses])
+            correct = np.array([p.intent == u.intent for p, u in zip(parses, known, strict=True)])
+            self.calibration_[name] = expected_calibration_error(
+                calibration_bins(confidence, correct)
             )
+        if self.threshold is None:  # on the calibrated parses: the last ones decoded
+            self.threshold_ = choose_threshold(confidence, correct, self.max_rejection)
+
+    def _choose_weights(
+        self,
+        dev: Sequence[Utterance],
+        offsets: Sequence[Sequence[tuple[int, int]]],
+        intent_logits: npt.NDArray[np.float32],
+        slot_logits: npt.NDArray[np.float32],
+    ) -> tuple[float, float]:
+        """The bigram and joint-decoding weights with the best dev exact match (then intent
+        accuracy and slot F1; the smallest weights on a tie)."""
+        texts = [u.text for u in dev]
+        best, best_score = (0.0, 0.0), -1.0
+        for bigram_weight in BIGRAM_WEIGHTS:
+            for joint_weight in JOINT_WEIGHTS:
+                decoder = self._decoder(self.temperature_, 0.0, bigram_weight, joint_weight)
+                result = evaluate(dev, decoder.decode(texts, offsets, intent_logits, slot_logits))
+                score = result.exact_match + 1e-3 * (result.intent_accuracy + result.slot_f1)
+                if score > best_score + 1e-12:
+                    best, best_score = (bigram_weight, joint_weight), score
+        return best
 
     def _export(self, torch: Any, directory: Path, sample: Sequence[str]) -> None:
         """ONNX fp32 (dynamo exporter, checked against torch) and int8, and labels, beside
@@ -726,6 +779,9 @@ class TransformerParser:
             "intents": self.intents_,
             "tags": self.tags_,
             "allowed": None if self.allowed_ is None else self.allowed_.astype(int).tolist(),
+            "bigrams": None
+            if self.bigrams_ is None
+            else {"transitions": self.bigrams_[0].tolist(), "start": self.bigrams_[1].tolist()},
         }
         write_json_atomic(directory / LABELS_FILE, labels)
 
