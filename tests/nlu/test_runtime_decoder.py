@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from voxloop.nlu.runtime import Decoder, tag_bigrams
+from voxloop.schema import Parse
 
 TAGS = ["B-date", "B-weather", "I-date", "I-weather", "O"]
 
@@ -89,3 +90,42 @@ def test_bigrams_with_weight_join_a_word_the_head_alone_leaves_outside() -> None
 
     assert spans(0.0) == ["next"]
     assert spans(1.0) == ["next week"]
+
+
+def test_joint_decoding_prefers_the_intent_whose_slots_explain_the_words() -> None:
+    # "rain tomorrow": the intent head slightly prefers "calendar_query", which was never
+    # seen with a weather slot; the slot head is sure "rain" is one.
+    text, offsets = "rain tomorrow", [[(0, 0), (0, 4), (5, 13), (0, 0)]]
+    slots = np.zeros((1, 4, len(TAGS)), dtype=np.float32)
+    slots[0, 1, TAGS.index("B-weather")] = 8.0
+    slots[0, 1, TAGS.index("O")] = 1.0
+    slots[0, 2, TAGS.index("B-date")] = 8.0
+    intents = ["calendar_query", "weather_query"]
+    allowed = np.array(
+        [[t == "O" or t.endswith("date") for t in TAGS], [True] * len(TAGS)], dtype=bool
+    )
+    intent_logits = np.log(np.array([[0.6, 0.4]], dtype=np.float32))
+
+    def parse(weight: float) -> Parse:
+        decoder = Decoder(
+            intents=intents,
+            tags=TAGS,
+            allowed=allowed,
+            temperature=1.0,
+            threshold=0.0,
+            domains={},
+            locale="en-US",
+            ranking_size=2,
+            joint_weight=weight,
+        )
+        return decoder.decode([text], offsets, intent_logits, slots)[0]
+
+    alone, joint = parse(0.0), parse(1.0)
+    assert alone.intent == "calendar_query"
+    assert [(s.label, s.value) for s in alone.slots] == [("date", "tomorrow")]
+    assert joint.intent == "weather_query"
+    assert [(s.label, s.value) for s in joint.slots] == [
+        ("weather", "rain"),
+        ("date", "tomorrow"),
+    ]
+    assert joint.confidence > 0.99 and abs(sum(r.confidence for r in joint.ranking) - 1) < 1e-9

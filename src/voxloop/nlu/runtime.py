@@ -55,6 +55,8 @@ __all__ = [
 MODEL_TYPE = "transformer"
 JOINT_CANDIDATES = 3
 """How many of the most probable intents joint decoding rescores by their slot paths."""
+JOINT_MIN_PROBABILITY = 0.01
+"""Only intents at least this probable are rescored (most texts then need one path)."""
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -103,17 +105,29 @@ def viterbi(
     start: npt.NDArray[np.float64],
 ) -> list[int]:
     """The best tag path: ``scores[i, t]`` per position, ``transitions[s, t]``, ``start[t]``."""
-    n = len(scores)
-    best = scores[0] + start
-    back = np.zeros((n, scores.shape[1]), dtype=np.int64)
+    return viterbi_stacked(scores[None], transitions[None], start[None])[0].tolist()
+
+
+def viterbi_stacked(
+    scores: npt.NDArray[np.float64],
+    transitions: npt.NDArray[np.float64],
+    start: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int64]:
+    """`viterbi` for K lattices at once (``scores[k, i, t]``, ``transitions[k, s, t]``,
+    ``start[k, t]``; pad narrower lattices with -inf): the paths, ``[K, positions]``."""
+    k, n, width = scores.shape
+    best = scores[:, 0] + start
+    back = np.zeros((k, n, width), dtype=np.int64)
     for i in range(1, n):
-        candidates = best[:, None] + transitions
-        back[i] = candidates.argmax(axis=0)
-        best = candidates[back[i], np.arange(scores.shape[1])] + scores[i]
-    path = [int(best.argmax())]
+        candidates = best[:, :, None] + transitions
+        back[:, i] = candidates.argmax(axis=1)
+        best = candidates.max(axis=1) + scores[:, i]
+    paths = np.zeros((k, n), dtype=np.int64)
+    paths[:, -1] = best.argmax(axis=1)
+    rows = np.arange(k)
     for i in range(n - 1, 0, -1):
-        path.append(int(back[i, path[-1]]))
-    return path[::-1]
+        paths[:, i - 1] = back[rows, i, paths[:, i]]
+    return paths
 
 
 def first_subwords(tokens: Sequence[Token], offsets: Sequence[tuple[int, int]]) -> list[int]:
@@ -215,34 +229,65 @@ class Decoder:
             self._lattices[intent] = lattice
         return lattice
 
-    def _path(
-        self, firsts: Sequence[int], slot_logp: npt.NDArray[np.float64], intent: int
-    ) -> tuple[_Lattice, list[int], list[int], npt.NDArray[np.float64]]:
-        """The best tag path over the words whose first sub-words are ``firsts``, with the
-        tags ``intent`` allows: the lattice, the head words, the path (columns of the
-        lattice) and its tags' log-probabilities (``slot_logp``: sub-words x all tags)."""
-        lattice = self._lattice(intent)
+    def _paths(
+        self,
+        firsts: Sequence[int],
+        slot_logp: npt.NDArray[np.float64],
+        intents: npt.NDArray[np.int64],
+    ) -> tuple[list[int], list[_Lattice], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The best tag path of each of ``intents`` (its allowed tags only) over the words
+        whose first sub-words are ``firsts``, in one stacked Viterbi pass: the head words
+        (those with scores of their own), the lattices, the paths (columns of each
+        lattice, ``[intents, heads]``) and the scores they were found in (``[intents,
+        heads, columns]``, -inf past a lattice's width).
+
+        ``slot_logp``: sub-words x all tags. Renormalising it over an intent's tags shifts
+        each word's scores by a constant, so the path is the same either way.
+        """
         heads = [w for w, j in enumerate(firsts) if w == 0 or j < 0 or j != firsts[w - 1]]
         pieces = np.array([firsts[w] for w in heads])
-        scores = slot_logp[np.maximum(pieces, 0)][:, lattice.cols]
-        scores[pieces < 0] = lattice.empty
-        path = viterbi(scores, lattice.transitions, lattice.start)
-        return lattice, heads, path, scores[np.arange(len(path)), path]
+        rows = slot_logp[np.maximum(pieces, 0)]
+        missing = pieces < 0
+        lattices = [self._lattice(int(k)) for k in intents]
+        if len(lattices) == 1:
+            (lattice,) = lattices
+            block = rows[:, lattice.cols]
+            block[missing] = lattice.empty  # a word without pieces: "O"
+            scores = block[None]
+            paths = viterbi_stacked(scores, lattice.transitions[None], lattice.start[None])
+            return heads, lattices, paths, scores
+        width = max(len(lattice.cols) for lattice in lattices)
+        scores = np.full((len(lattices), len(heads), width), -np.inf)
+        transitions = np.full((len(lattices), width, width), -np.inf)
+        start = np.full((len(lattices), width), -np.inf)
+        for k, lattice in enumerate(lattices):
+            m = len(lattice.cols)
+            block = rows[:, lattice.cols]
+            block[missing] = lattice.empty
+            scores[k, :, :m] = block
+            transitions[k, :m, :m] = lattice.transitions
+            start[k, :m] = lattice.start
+        return heads, lattices, viterbi_stacked(scores, transitions, start), scores
 
     def _word_tags(
-        self, firsts: Sequence[int], slot_logp: npt.NDArray[np.float64], intent: int
+        self,
+        firsts: Sequence[int],
+        heads: Sequence[int],
+        cols: npt.NDArray[np.int64],
+        path: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float64],
     ) -> tuple[list[str], list[float]]:
-        """BIO tags and confidences of the words whose first sub-words are ``firsts``.
+        """BIO tags and confidences of the words whose first sub-words are ``firsts``, from
+        one lattice's path and scores (`_paths`).
 
         A word's scores are its first sub-word's; a word without sub-words is "O". A word
         inside the same sub-word as the word before it (one piece covering several
         characters of a script without spaces, e.g. "明天") has no scores of its own: it
-        continues the previous word's slot ("I-" of its label) or stays "O".
-        ``slot_logp`` is normalised over the tags ``intent`` allows.
+        continues the previous word's slot ("I-" of its label) or stays "O". A tag's
+        confidence is its probability among the tags the lattice allows.
         """
-        lattice, heads, path, path_logp = self._path(firsts, slot_logp, intent)
-        cols = lattice.cols
-        chosen = np.exp(path_logp).tolist()
+        probabilities = np.exp(scores)
+        chosen = (probabilities[np.arange(len(path)), path] / probabilities.sum(axis=1)).tolist()
         tags: list[str] = []
         confidences: list[float] = []
         row = -1
@@ -256,17 +301,18 @@ class Decoder:
         return tags, confidences
 
     def _joint(
-        self, probabilities: npt.NDArray[np.float64], firsts: Sequence[int], slot_logp: Any
+        self,
+        probabilities: npt.NDArray[np.float64],
+        candidates: npt.NDArray[np.int64],
+        path_scores: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.float64]:
-        """Intent probabilities reweighted by how well each of the top `JOINT_CANDIDATES`
-        intents explains the words: ``p(intent) * exp(joint_weight * path score)``, the path
-        score being the log-probability of the best tag path among the tags that intent
-        allows (the rest score as the worst candidate)."""
-        candidates = np.argsort(-probabilities, kind="stable")[:JOINT_CANDIDATES]
-        path_scores = np.array([self._path(firsts, slot_logp, int(k))[3].sum() for k in candidates])
-        floor = path_scores.min()
-        weights = np.full(len(probabilities), self.joint_weight * (floor - path_scores.max()))
-        weights[candidates] = self.joint_weight * (path_scores - path_scores.max())
+        """Intent probabilities reweighted by how well each candidate intent explains the
+        words: ``p(intent) * exp(joint_weight * path score)``, the path score being the
+        log-probability of the best tag path among the tags that intent allows; the other
+        intents score as the worst candidate."""
+        top = path_scores.max()
+        weights = np.full(len(probabilities), self.joint_weight * (path_scores.min() - top))
+        weights[candidates] = self.joint_weight * (path_scores - top)
         joint = probabilities * np.exp(weights)
         return joint / joint.sum()
 
@@ -279,27 +325,37 @@ class Decoder:
     ) -> list[Parse]:
         """``slot_logits[i, j]`` are the tag scores of sub-word ``j`` of ``texts[i]``."""
         probabilities = softmax(intent_logits / self.temperature)
+        slot_logp = log_softmax(slot_logits)
         k = min(self.ranking_size, len(self.intents))
-        joint = self.joint_weight > 0 and self.allowed is not None
+        n_candidates = JOINT_CANDIDATES if self.joint_weight > 0 and self.allowed is not None else 1
         out: list[Parse] = []
         for i, text in enumerate(texts):
             tokens = tokenize(text)
             firsts = first_subwords(tokens, offsets[i]) if tokens else []
             row = probabilities[i]
-            if joint and firsts:
-                row = self._joint(row, firsts, log_softmax(slot_logits[i]))
-            order = np.argsort(-row, kind="stable")[:k]
-            best = int(order[0])
-            ranking = tuple(IntentScore(self.intents[j], float(row[j])) for j in order)
-            top = ranking[0]
             tags: list[str] = []
             confidences: list[float] = []
             if firsts:
-                logits = slot_logits[i]
-                if self.allowed is not None:
-                    # Slot labels never seen with the intent in training are ruled out.
-                    logits = np.where(self.allowed[best][None, :], logits, -np.inf)
-                tags, confidences = self._word_tags(firsts, log_softmax(logits), best)
+                candidates = np.argsort(-row, kind="stable")[:n_candidates]
+                # Intents the network all but rules out are not worth a path each.
+                candidates = candidates[(row[candidates] >= JOINT_MIN_PROBABILITY)]
+                if not len(candidates):
+                    candidates = np.argsort(-row, kind="stable")[:1]
+                heads, lattices, paths, scores = self._paths(firsts, slot_logp[i], candidates)
+                c = 0
+                if len(candidates) > 1:
+                    steps = np.arange(len(heads))
+                    path_scores = scores[np.arange(len(candidates))[:, None], steps, paths]
+                    row = self._joint(row, candidates, path_scores.sum(axis=1))
+                    # The best is a candidate: the others score no better than the worst.
+                    c = int(np.flatnonzero(candidates == int(np.argmax(row)))[0])
+                width = len(lattices[c].cols)
+                tags, confidences = self._word_tags(
+                    firsts, heads, lattices[c].cols, paths[c], scores[c, :, :width]
+                )
+            order = np.argsort(-row, kind="stable")[:k]
+            ranking = tuple(IntentScore(self.intents[j], float(row[j])) for j in order)
+            top = ranking[0]
             out.append(
                 Parse(
                     text=text,
