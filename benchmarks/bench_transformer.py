@@ -2,7 +2,8 @@
 
 Trains on train (dev for early stopping and calibration where the corpus has one, else a
 held-out tenth of train), saves the model, then reports on test through the public
-`OnnxParser.parse` API for the fp32 and int8 ONNX files: intent accuracy, slot F1, exact
+`OnnxParser.parse` API for the fp32 and int8 ONNX files: intent accuracy (and the best
+guess's, which counts a declined parse by its top intent, as papers do), slot F1, exact
 match, ECE, training minutes, batched throughput and single-utterance p50/p99 latency
 (tokenisation and span decoding included).
 
@@ -123,8 +124,7 @@ def measure(path: Path, test: Any, row: dict[str, Any], args: argparse.Namespace
             "not_recognized": result.not_recognized,
             "ece": result.ece,
             "ece_uncalibrated": uncalibrated.ece,
-            "intent_accuracy_no_threshold": uncalibrated.intent_accuracy,
-            "exact_match_no_threshold": uncalibrated.exact_match,
+            "best_guess_intent_accuracy": result.top_intent_accuracy,
             "throughput": throughput(loaded, texts, args.repeats),
             "network_only_throughput": network_throughput(loaded, texts, args.repeats),
             "p50_ms": p50,
@@ -162,7 +162,7 @@ def main() -> None:
         rows.append(r)
         print(json.dumps({k: v for k, v in r.items() if k != "history"}, indent=1), flush=True)
     print(
-        "\n| corpus | model | intent acc | slot F1 | exact match | best guess: intent / exact | "
+        "\n| corpus | model | intent acc | slot F1 | exact match | best-guess intent | "
         "ECE test (raw → T) | "
         "train min | utt/s (batch) | network alone | p50 ms | p99 ms |"
     )
@@ -173,7 +173,7 @@ def main() -> None:
             print(
                 f"| {r['corpus']} | MiniLM-L6 {precision} | {m['intent_accuracy']:.2%} | "
                 f"{m['slot_f1']:.2%} | {m['exact_match']:.2%} | "
-                f"{m['intent_accuracy_no_threshold']:.2%} / {m['exact_match_no_threshold']:.2%} | "
+                f"{m['best_guess_intent_accuracy']:.2%} | "
                 f"{m['ece_uncalibrated']:.3f} → {m['ece']:.3f} | {r['train_minutes']:.1f} | "
                 f"{m['throughput']:,.0f} | {m['network_only_throughput']:,.0f} | "
                 f"{m['p50_ms']:.2f} | {m['p99_ms']:.2f} |"
@@ -182,7 +182,7 @@ def main() -> None:
             i, s, e = JOINTBERT[r["corpus"]]
             print(
                 f"| {r['corpus']} | JointBERT (published) | {i:.1%} | {s:.1%} | {e:.1%} | "
-                f"{i:.1%} / {e:.1%} | | | | | | |"
+                f"{i:.1%} | | | | | | |"
             )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,98 @@
+"""Decode a saved transformer model's dev and test splits with other decoding weights.
+
+The network runs once per split; only the decoder changes: the weight of the training set's
+tag bigrams on the Viterbi path, the weight of joint intent-slot rescoring, and the
+out-of-scope threshold (the saved one, or none). A model saved before these steps existed
+gets its bigrams counted from the corpus's train split, as training would have.
+
+    python benchmarks/probe_decoding.py --model /work/models/snips --corpus snips
+    python benchmarks/probe_decoding.py --model /work/models2/atis --corpus atis \\
+        --bigram-weights 0,0.5 --joint-weights 0,0.3,1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_classical import CORPORA  # noqa: E402
+
+from voxloop.data import load_corpus  # noqa: E402
+from voxloop.nlu.evaluate import evaluate  # noqa: E402
+from voxloop.nlu.runtime import Decoder, OnnxParser, tag_bigrams  # noqa: E402
+from voxloop.nlu.slot_tagger import bio_tags  # noqa: E402
+from voxloop.nlu.tokenize import tokenize  # noqa: E402
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--corpus", required=True, choices=sorted(CORPORA))
+    ap.add_argument("--precision", default="int8", choices=("int8", "fp32"))
+    ap.add_argument("--bigram-weights", type=_floats, default=[0.0, 0.5])
+    ap.add_argument("--joint-weights", type=_floats, default=[0.0, 0.3, 1.0])
+    args = ap.parse_args()
+
+    corpus = load_corpus(CORPORA[args.corpus])
+    parser = OnnxParser.load(args.model, precision=args.precision)
+    saved = parser.decoder_
+    labels = json.loads((args.model / "labels.json").read_text("utf-8"))
+    if labels.get("bigrams"):
+        bigrams = (
+            np.array(labels["bigrams"]["transitions"]),
+            np.array(labels["bigrams"]["start"]),
+        )
+    else:
+        train = corpus.split("train")
+        bigrams = tag_bigrams(saved.tags, (bio_tags(tokenize(u.text), u.slots) for u in train))
+    print(f"saved: bigram weight, joint weight, threshold from {args.model}/manifest.json")
+    print(
+        "| split | bigram w | joint w | threshold | intent | best-guess intent | slot F1 | exact |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for split in [s for s in ("dev", "test") if s in corpus.splits]:
+        data = corpus.split(split)
+        texts = [u.text for u in data]
+        offsets, intents, slot_rows = parser.logits(texts)  # one network pass per split
+        for bigram_weight in args.bigram_weights:
+            for joint_weight in args.joint_weights:
+                for threshold in sorted({saved.threshold, 0.0}, reverse=True):
+                    decoder = Decoder(
+                        intents=saved.intents,
+                        tags=saved.tags,
+                        allowed=saved.allowed,
+                        temperature=saved.temperature,
+                        threshold=threshold,
+                        domains=saved.domains,
+                        locale=saved.locale,
+                        ranking_size=saved.ranking_size,
+                        bigrams=bigrams,
+                        bigram_weight=bigram_weight,
+                        joint_weight=joint_weight,
+                    )
+                    parses = [
+                        decoder.decode([text], [offsets[i]], intents[i][None], slot_rows[i][None])[
+                            0
+                        ]
+                        for i, text in enumerate(texts)
+                    ]
+                    e = evaluate(data, parses)
+                    print(
+                        f"| {split} | {bigram_weight:g} | {joint_weight:g} | {threshold:.3f} | "
+                        f"{e.intent_accuracy:.2%} | {e.top_intent_accuracy:.2%} | "
+                        f"{e.slot_f1:.2%} | {e.exact_match:.2%} |",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
