@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from voxloop.nlu.runtime import Decoder, tag_bigrams
@@ -10,17 +12,19 @@ from voxloop.schema import Parse
 TAGS = ["B-date", "B-weather", "I-date", "I-weather", "O"]
 
 
-def _decoder() -> Decoder:
-    return Decoder(
-        intents=["weather_query"],
-        tags=TAGS,
-        allowed=None,
-        temperature=1.0,
-        threshold=0.0,
-        domains={},
-        locale="zh-CN",
-        ranking_size=1,
-    )
+def _decoder(**changes: Any) -> Decoder:
+    """A decoder over `TAGS` with one intent and no learned weights, but for ``changes``."""
+    options: dict[str, Any] = {
+        "intents": ["weather_query"],
+        "tags": TAGS,
+        "allowed": None,
+        "temperature": 1.0,
+        "threshold": 0.0,
+        "domains": {},
+        "locale": "zh-CN",
+        "ranking_size": 1,
+    }
+    return Decoder(**{**options, **changes})
 
 
 def _logits(*rows: str) -> np.ndarray:
@@ -74,18 +78,7 @@ def test_bigrams_with_weight_join_a_word_the_head_alone_leaves_outside() -> None
     intent = np.zeros((1, 1), np.float32)
 
     def spans(weight: float) -> list[str]:
-        decoder = Decoder(
-            intents=["weather_query"],
-            tags=TAGS,
-            allowed=None,
-            temperature=1.0,
-            threshold=0.0,
-            domains={},
-            locale="en-US",
-            ranking_size=1,
-            bigrams=bigrams,
-            bigram_weight=weight,
-        )
+        decoder = _decoder(locale="en-US", bigrams=bigrams, bigram_weight=weight)
         return [s.value for s in decoder.decode([text], offsets, intent, slots)[0].slots]
 
     assert spans(0.0) == ["next"]
@@ -107,16 +100,8 @@ def test_joint_decoding_prefers_the_intent_whose_slots_explain_the_words() -> No
     intent_logits = np.log(np.array([[0.6, 0.4]], dtype=np.float32))
 
     def parse(weight: float) -> Parse:
-        decoder = Decoder(
-            intents=intents,
-            tags=TAGS,
-            allowed=allowed,
-            temperature=1.0,
-            threshold=0.0,
-            domains={},
-            locale="en-US",
-            ranking_size=2,
-            joint_weight=weight,
+        decoder = _decoder(
+            intents=intents, allowed=allowed, locale="en-US", ranking_size=2, joint_weight=weight
         )
         return decoder.decode([text], offsets, intent_logits, slots)[0]
 
