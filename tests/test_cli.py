@@ -52,6 +52,23 @@ def test_train_writes_a_model_with_a_manifest(model: Path) -> None:
     assert manifest["training_data"]["n"] == 1500
 
 
+def test_train_transformer_stops_after_the_epochs_asked_for(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "transformer"
+    data = f"jsonl:{small_corpus}"
+    args = ["train", "--model-type", "transformer", "--epochs", "1", "--data", data]
+    assert main([*args, "--out", str(out), "--dev-split", ""]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model_type"] == "transformer"
+    assert len(manifest["history"]) == 1
+    assert manifest["hyperparameters"]["max_epochs"] == 1
+    capsys.readouterr()
+    assert main(["eval", "--model", str(out), "--data", data, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["intent_accuracy"] > 0.5
+
+
 def test_eval_json_has_the_headline_keys(
     model: Path, small_corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

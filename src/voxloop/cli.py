@@ -84,6 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             encoder=args.encoder,
             layers=args.layers,
             freeze_layers=args.freeze_layers,
+            max_epochs=args.epochs,
         )
         parser.fit(train, dev)  # shows its own progress bar per epoch
     else:
@@ -276,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--layers", type=int, help="transformer: keep the first K encoder layers")
     train.add_argument(
         "--freeze-layers", type=int, default=0, help="transformer: freeze the lowest N layers"
+    )
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=5,
+        help="transformer: at most this many epochs (early stopping on dev; default 5)",
     )
     train.add_argument("--version", help="model version name (default: the directory name)")
     train.add_argument("--seed", type=int, default=0)
