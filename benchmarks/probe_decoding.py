@@ -13,11 +13,8 @@ gets its bigrams counted from the corpus's train split, as training would have.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_classical import CORPORA  # noqa: E402
@@ -45,13 +42,8 @@ def main() -> None:
     corpus = load_corpus(CORPORA[args.corpus])
     parser = OnnxParser.load(args.model, precision=args.precision)
     saved = parser.decoder_
-    labels = json.loads((args.model / "labels.json").read_text("utf-8"))
-    if labels.get("bigrams"):
-        bigrams = (
-            np.array(labels["bigrams"]["transitions"]),
-            np.array(labels["bigrams"]["start"]),
-        )
-    else:
+    bigrams = saved.bigrams
+    if bigrams is None:  # saved before tag bigrams existed: count them as training would
         train = corpus.split("train")
         bigrams = tag_bigrams(saved.tags, (bio_tags(tokenize(u.text), u.slots) for u in train))
     print(f"saved: bigram weight, joint weight, threshold from {args.model}/manifest.json")

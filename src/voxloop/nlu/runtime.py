@@ -190,7 +190,6 @@ class Decoder:
         joint_weight: float = 0.0,
     ) -> None:
         self.intents = list(intents)
-        self.joint_weight = joint_weight
         self.tags = list(tags)
         self.allowed = allowed
         self.temperature = temperature
@@ -198,6 +197,8 @@ class Decoder:
         self.domains = domains
         self.locale = locale
         self.ranking_size = ranking_size
+        self.bigrams = bigrams
+        self.joint_weight = joint_weight
         # BIO transitions: "I-x" only after "B-x" or "I-x", never first.
         n = len(self.tags)
         self._all = np.arange(n)
@@ -249,21 +250,21 @@ class Decoder:
         rows = slot_logp[np.maximum(pieces, 0)]
         missing = pieces < 0
         lattices = [self._lattice(int(k)) for k in intents]
-        if len(lattices) == 1:
-            (lattice,) = lattices
+        blocks = []
+        for lattice in lattices:
             block = rows[:, lattice.cols]
             block[missing] = lattice.empty  # a word without pieces: "O"
-            scores = block[None]
-            paths = viterbi_stacked(scores, lattice.transitions[None], lattice.start[None])
+            blocks.append(block)
+        if len(lattices) == 1:  # nothing to pad (most texts: one candidate)
+            scores = blocks[0][None]
+            paths = viterbi_stacked(scores, lattices[0].transitions[None], lattices[0].start[None])
             return heads, lattices, paths, scores
         width = max(len(lattice.cols) for lattice in lattices)
         scores = np.full((len(lattices), len(heads), width), -np.inf)
         transitions = np.full((len(lattices), width, width), -np.inf)
         start = np.full((len(lattices), width), -np.inf)
-        for k, lattice in enumerate(lattices):
+        for k, (lattice, block) in enumerate(zip(lattices, blocks, strict=True)):
             m = len(lattice.cols)
-            block = rows[:, lattice.cols]
-            block[missing] = lattice.empty
             scores[k, :, :m] = block
             transitions[k, :m, :m] = lattice.transitions
             start[k, :m] = lattice.start
@@ -337,10 +338,10 @@ class Decoder:
             confidences: list[float] = []
             if firsts:
                 candidates = np.argsort(-row, kind="stable")[:n_candidates]
-                # Intents the network all but rules out are not worth a path each.
-                candidates = candidates[(row[candidates] >= JOINT_MIN_PROBABILITY)]
-                if not len(candidates):
-                    candidates = np.argsort(-row, kind="stable")[:1]
+                # Intents the network all but rules out are not worth a path each (those at
+                # least this probable are a prefix; the top intent is always kept).
+                likely = int((row[candidates] >= JOINT_MIN_PROBABILITY).sum())
+                candidates = candidates[: max(1, likely)]
                 heads, lattices, paths, scores = self._paths(firsts, slot_logp[i], candidates)
                 c = 0
                 if len(candidates) > 1:
