@@ -1,18 +1,33 @@
 -- top_failing: per domain, the ${top_k} utterances (lower-cased, trimmed) with the most
 -- defective turns — the raw material of the next training set. top_intent is the model's
--- best guess (the first alphabetically when model versions disagree).
-WITH utterances AS (
+-- best guess (the first alphabetically when model versions disagree). Turns are counted per
+-- exact text first, so the lower-casing runs once per distinct text, not once per turn.
+WITH texts AS (
+  SELECT
+    domain,
+    text,
+    MIN(top_intent) AS top_intent,
+    COUNT(*) AS turns,
+    SUM(defect) AS defects,
+    SUM(not_recognized) AS not_recognized,
+    SUM(low_confidence) AS low_confidence,
+    SUM(rephrased) AS rephrased,
+    SUM(negative_feedback) AS negative_feedback
+  FROM turn_facts
+  GROUP BY domain, text
+),
+utterances AS (
   SELECT
     domain,
     LOWER(TRIM(text)) AS utterance,
     MIN(top_intent) AS top_intent,
-    COUNT(*) AS turns,
-    CAST(SUM(defect) AS BIGINT) AS defects,
+    CAST(SUM(turns) AS BIGINT) AS turns,
+    CAST(SUM(defects) AS BIGINT) AS defects,
     CAST(SUM(not_recognized) AS BIGINT) AS not_recognized,
     CAST(SUM(low_confidence) AS BIGINT) AS low_confidence,
     CAST(SUM(rephrased) AS BIGINT) AS rephrased,
     CAST(SUM(negative_feedback) AS BIGINT) AS negative_feedback
-  FROM turn_facts
+  FROM texts
   GROUP BY domain, LOWER(TRIM(text))
 ),
 ranked AS (
