@@ -212,6 +212,11 @@ def main() -> None:
     ap.add_argument("--few-shot-fraction", type=float, default=0.1)
     ap.add_argument("--layers", type=int, default=6, help="keep the first K of 12 layers")
     ap.add_argument("--freeze-layers", type=int, default=2)
+    ap.add_argument(
+        "--no-cache-frozen",
+        action="store_true",
+        help="run the frozen layers in every step (with dropout) instead of once",
+    )
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--learning-rate", type=float, default=1.5e-4)
@@ -302,6 +307,7 @@ def train_model(
         encoder="e5-small",
         layers=args.layers,
         freeze_layers=args.freeze_layers,
+        cache_frozen=not args.no_cache_frozen,
         max_epochs=args.epochs,
         patience=args.epochs,
         batch_size=args.batch_size,
@@ -328,6 +334,7 @@ def train_model(
         "experiment": args.experiment,
         "layers": args.layers,
         "freeze_layers": args.freeze_layers,
+        "cache_frozen": not args.no_cache_frozen,
         "epochs": args.epochs,
         "fraction": args.fraction,
         "train_size": len(train),

@@ -105,6 +105,33 @@ def test_only_the_kept_layers_remain_and_the_frozen_ones_do_not_move(
     assert not np.allclose(tuned, original[name.format(1)])
 
 
+def test_training_from_the_frozen_layers_cache_is_the_whole_model(
+    trained: TransformerParser, saved: Path, massive: dict[str, Sequence[Utterance]]
+) -> None:
+    """The layers above the frozen ones train from the frozen layers' stored output: in
+    eval mode that path gives the model's own logits, padding included."""
+    import torch
+
+    from voxloop.nlu.runtime import pad_batch
+
+    assert trained.cache_frozen and trained.freeze_layers == 1
+    tokenizer = OnnxParser.load(saved, precision="fp32").tokenizer_
+    texts = [u.text for u in massive["test"][:12]]
+    ids, mask = (
+        torch.from_numpy(a) for a in pad_batch([e.ids for e in tokenizer.encode_batch(texts)])
+    )
+    model = trained.model_.eval()
+    with torch.no_grad():
+        whole = model(ids, mask)
+        cached = model.upper(model.lower(ids, mask, 1).half().float(), mask, 1)
+    assert torch.allclose(whole[0], cached[0], atol=0.05)
+    valid = mask.bool()
+    assert torch.allclose(whole[1][valid], cached[1][valid], atol=0.05)
+    with torch.no_grad():
+        exact = model.upper(model.lower(ids, mask, 1), mask, 1)
+    assert torch.allclose(whole[0], exact[0], atol=1e-4)
+
+
 def test_onnx_fp32_matches_torch_on_unseen_text_in_every_script(
     trained: TransformerParser, saved: Path, massive: dict[str, Sequence[Utterance]]
 ) -> None:

@@ -27,7 +27,8 @@ the parses of a freshly trained model are the parses of the saved one.
 training texts use (`voxloop.nlu.encoders.prune_unigram`, 250k -> tens of thousands of
 rows, which shrinks training state and the ONNX files alike); ``layers`` keeps the first K
 of its 12 layers and ``freeze_layers`` freezes the lowest ones (no backward pass through
-them).
+them; by default their output is computed once, before the first epoch, and the layers
+above train from it, ``cache_frozen``).
 
 torch, transformers, onnx and onnxscript come with ``pip install 'voxloop[train]'``;
 serving needs none of them.
@@ -169,12 +170,37 @@ def _build_model(
                 attention_mask=attention_mask,
                 token_type_ids=torch.zeros_like(input_ids),
             ).last_hidden_state
+            return self.heads(hidden, attention_mask)
+
+        def heads(self, hidden: Any, attention_mask: Any) -> tuple[Any, Any]:
+            """Intent logits (masked mean pooling) and slot logits of encoder outputs."""
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             return (
                 self.intent_head(self.dropout(pooled)),
                 self.slot_head(self.dropout(hidden)),
             )
+
+        def _layers(self, hidden: Any, attention_mask: Any, start: int, stop: int | None) -> Any:
+            from transformers.masking_utils import create_bidirectional_mask
+
+            mask = create_bidirectional_mask(
+                config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask
+            )
+            for layer in self.encoder.encoder.layer[start:stop]:
+                hidden = layer(hidden, mask)
+            return hidden
+
+        def lower(self, input_ids: Any, attention_mask: Any, layers: int) -> Any:
+            """The hidden states after the embeddings and the first ``layers`` layers."""
+            hidden = self.encoder.embeddings(
+                input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
+            )
+            return self._layers(hidden, attention_mask, 0, layers)
+
+        def upper(self, hidden: Any, attention_mask: Any, layers: int) -> tuple[Any, Any]:
+            """`forward` from the output of the first ``layers`` layers (`lower`)."""
+            return self.heads(self._layers(hidden, attention_mask, layers, None), attention_mask)
 
     return JointModel()
 
@@ -231,8 +257,10 @@ class TransformerParser:
     ``inference_batch_size``: texts per onnxruntime call (saved with the model).
     ``encoder``: ``minilm`` (English) or ``e5-small`` (multilingual, `voxloop.nlu.e5`);
     ``layers``: keep the first K encoder layers (None: all); ``freeze_layers``: freeze
-    the embeddings and the lowest N layers; ``prune_vocabulary``: cut a Unigram
-    vocabulary to the pieces the training texts use.
+    the embeddings and the lowest N layers; ``cache_frozen``: run the frozen layers once
+    over the training set (in eval mode, kept as float16) and train the layers above from
+    their output, so no epoch repeats that part of the forward pass;
+    ``prune_vocabulary``: cut a Unigram vocabulary to the pieces the training texts use.
     ``eval_every``: also record dev metrics every N steps in ``curve_`` (accuracy against
     training seconds; 0: only after each epoch, in ``history_``).
     ``int8_per_channel``: one int8 scale per weight row instead of per matrix; ``None``
@@ -256,6 +284,7 @@ class TransformerParser:
         encoder: str = "minilm",
         layers: int | None = None,
         freeze_layers: int = 0,
+        cache_frozen: bool = True,
         prune_vocabulary: bool = True,
         eval_every: int = 0,
         int8_per_channel: bool | None = None,
@@ -285,6 +314,7 @@ class TransformerParser:
         self.encoder = encoder
         self.layers = layers
         self.freeze_layers = freeze_layers
+        self.cache_frozen = cache_frozen
         self.prune_vocabulary = prune_vocabulary
         self.eval_every = eval_every
         self.int8_per_channel = int8_per_channel
@@ -499,6 +529,11 @@ class TransformerParser:
         self.curve_ = []
         self._curve_seconds = 0.0
         started = time.perf_counter()
+        states = (
+            self._frozen_states(torch, model, examples)
+            if self.freeze_layers and self.cache_frozen
+            else None
+        )
         for epoch in range(1, epochs + 1):
             model.train()
             batches = self._batches(examples, rng)
@@ -518,7 +553,17 @@ class TransformerParser:
                 slot_labels = np.full((len(items), width), IGNORE, dtype=np.int64)
                 for r, e in enumerate(items):
                     slot_labels[r, : len(e.labels)] = e.labels
-                intent_logits, slot_logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
+                if states is None:
+                    intent_logits, slot_logits = model(
+                        torch.from_numpy(ids), torch.from_numpy(mask)
+                    )
+                else:
+                    hidden = torch.nn.utils.rnn.pad_sequence(
+                        [states[i] for i in batch], batch_first=True
+                    )
+                    intent_logits, slot_logits = model.upper(
+                        hidden.float(), torch.from_numpy(mask), self.freeze_layers
+                    )
                 loss = loss_fn(
                     intent_logits, torch.tensor([e.intent for e in items])
                 ) + self.slot_loss_weight * loss_fn(
@@ -575,6 +620,29 @@ class TransformerParser:
         self._export(torch, workdir, dev_texts or [u.text for u in train])
         if on_stage is not None:
             on_stage("export")
+
+    def _frozen_states(self, torch: Any, model: Any, examples: Sequence[_Example]) -> list[Any]:
+        """The output of the embeddings and the frozen layers for every example, in eval
+        mode (no dropout): one float16 ``[length, hidden]`` tensor each."""
+        from tqdm.auto import tqdm
+
+        model.eval()
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
+        states: list[Any] = [None] * len(examples)
+        bar = tqdm(total=len(order), desc="frozen layers", disable=not self.progress, unit="utt")
+        # no_grad, not inference_mode: the states are inputs of the trained layers' autograd.
+        with torch.no_grad():
+            for b in range(0, len(order), 128):
+                idx = order[b : b + 128]
+                ids, mask = pad_batch([examples[i].ids for i in idx])
+                hidden = model.lower(
+                    torch.from_numpy(ids), torch.from_numpy(mask), self.freeze_layers
+                ).to(torch.float16)
+                for r, i in enumerate(idx):
+                    states[i] = hidden[r, : len(examples[i].ids)].clone()
+                bar.update(len(idx))
+        bar.close()
+        return states
 
     def _dev_result(
         self,
