@@ -76,6 +76,7 @@ from voxloop.nlu.runtime import (
     first_subwords,
     load_tokenizer,
     pad_batch,
+    shortest_first,
     tag_bigrams,
 )
 from voxloop.nlu.slot_tagger import bio_tags
@@ -627,13 +628,11 @@ class TransformerParser:
         from tqdm.auto import tqdm
 
         model.eval()
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
         states: list[Any] = [None] * len(examples)
-        bar = tqdm(total=len(order), desc="frozen layers", disable=not self.progress, unit="utt")
+        bar = tqdm(total=len(examples), desc="frozen layers", disable=not self.progress, unit="utt")
         # no_grad, not inference_mode: the states are inputs of the trained layers' autograd.
         with torch.no_grad():
-            for b in range(0, len(order), 128):
-                idx = order[b : b + 128]
+            for idx in shortest_first([e.ids for e in examples], 128):
                 ids, mask = pad_batch([examples[i].ids for i in idx])
                 hidden = model.lower(
                     torch.from_numpy(ids), torch.from_numpy(mask), self.freeze_layers
@@ -693,12 +692,10 @@ class TransformerParser:
         was_training = model.training
         model.eval()
         encodings = tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         intents = np.zeros((len(texts), len(self.intents_)), dtype=np.float32)
         slots: list[Any] = [None] * len(texts)
         with torch.inference_mode():
-            for b in range(0, len(order), batch):
-                idx = order[b : b + batch]
+            for idx in shortest_first([e.ids for e in encodings], batch):
                 ids, mask = pad_batch([encodings[i].ids for i in idx])
                 il, sl = model(torch.from_numpy(ids), torch.from_numpy(mask))
                 intents[idx] = il.numpy()
