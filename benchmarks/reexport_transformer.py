@@ -3,11 +3,11 @@
 Rebuilds the torch joint model from the fp32 ONNX file of ``--model`` (its initializers
 carry every trained weight), checks that it reproduces that file's outputs, then writes
 ``--out`` with `voxloop.nlu.onnx_export.export_onnx` (fused attention) and
-`voxloop.nlu.quantize.quantize_int8` (``--int8-fp32-layers``), exactly as training does.
+`TransformerParser.quantize` (by default leaving in fp32 what training would).
 Lets a model trained before an export change be measured with it, without retraining.
 
     python benchmarks/reexport_transformer.py --model /work/mtrans/full12f5c \\
-        --out /tmp/full12f5c-fused --int8-fp32-layers 4
+        --out /tmp/f5c-out6
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from voxloop.nlu.runtime import (
     load_tokenizer,
     pad_batch,
 )
-from voxloop.nlu.transformer import EXPORT_TOLERANCE, _build_model
+from voxloop.nlu.transformer import EXPORT_TOLERANCE, TransformerParser, _build_model
 
 SAMPLE = ["wake me up at five am", "what is the weather like in berlin today", "hi"]
 
@@ -64,14 +64,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--int8-fp32-layers", type=int, default=0)
+    ap.add_argument("--int8-fp32-layers", type=int, help="default: as training chooses")
+    ap.add_argument("--int8-fp32-roles", default="output", help="comma-separated; empty: all")
     args = ap.parse_args()
 
     import onnxruntime as ort
     import torch
 
     from voxloop.nlu.onnx_export import export_onnx
-    from voxloop.nlu.quantize import quantize_int8
 
     manifest = read_manifest(args.model)
     hyper = manifest["hyperparameters"]
@@ -123,16 +123,10 @@ def main() -> None:
     exported = diff(args.out / FP32_FILE)
     if exported > EXPORT_TOLERANCE:
         sys.exit(f"the new export differs from torch by {exported:.3g}")
-    per_channel = hyper.get("int8_per_channel")
-    if per_channel is None:
-        per_channel = hyper["encoder"] != "minilm"
-    kept = quantize_int8(
-        args.out / FP32_FILE,
-        args.out / INT8_FILE,
-        per_channel=per_channel,
-        fp32_layers=args.int8_fp32_layers,
-    )
-    manifest["hyperparameters"] = {**hyper, "int8_fp32_layers": args.int8_fp32_layers}
+    roles = [r for r in args.int8_fp32_roles.split(",") if r]
+    hyper = {**hyper, "int8_fp32_layers": args.int8_fp32_layers, "int8_fp32_roles": roles}
+    kept = TransformerParser(**hyper).quantize(args.out)
+    manifest["hyperparameters"] = hyper
     manifest["export_max_abs_diff"] = exported
     manifest["reexported_from"] = str(args.model)
     write_json_atomic(args.out / MANIFEST, manifest)

@@ -95,6 +95,8 @@ _MIN_TRAIN_FOR_HOLDOUT = 200
 """Below this many training utterances nothing is held out: no early stopping, T = 1."""
 
 EXPORT_TOLERANCE = 1e-3
+INT8_FP32_LAYERS = {"minilm": 0, "e5-small": 6}
+"""Default ``int8_fp32_layers`` per encoder (benchmarks/RESULTS.md, multilingual section)."""
 """Largest absolute difference allowed between ONNX fp32 and torch logits."""
 
 
@@ -791,7 +793,6 @@ class TransformerParser:
         import onnxruntime as ort
 
         from voxloop.nlu.onnx_export import export_onnx
-        from voxloop.nlu.quantize import quantize_int8
 
         model = self.model_
         model.eval()
@@ -816,19 +817,7 @@ class TransformerParser:
                 f"the ONNX export differs from torch by {self.export_diff_:.3g} "
                 f"(> {EXPORT_TOLERANCE}); check the torch/onnxscript versions"
             )
-        per_channel = self.int8_per_channel
-        if per_channel is None:
-            per_channel = self.encoder != "minilm"
-        fp32_layers = self.int8_fp32_layers
-        if fp32_layers is None:
-            fp32_layers = 6 if self.encoder == "e5-small" else 0
-        quantize_int8(
-            directory / FP32_FILE,
-            directory / INT8_FILE,
-            per_channel=per_channel,
-            fp32_layers=fp32_layers,
-            fp32_roles=self.int8_fp32_roles,
-        )
+        self.quantize(directory)
         labels = {
             "intents": self.intents_,
             "tags": self.tags_,
@@ -838,6 +827,25 @@ class TransformerParser:
             else {"transitions": self.bigrams_[0].tolist(), "start": self.bigrams_[1].tolist()},
         }
         write_json_atomic(directory / LABELS_FILE, labels)
+
+    def quantize(self, directory: Path) -> list[str]:
+        """Write ``directory``'s int8 ONNX file from its fp32 one with this parser's int8
+        settings; returns the nodes left in fp32."""
+        from voxloop.nlu.quantize import quantize_int8
+
+        per_channel = self.int8_per_channel
+        if per_channel is None:
+            per_channel = self.encoder != "minilm"
+        fp32_layers = self.int8_fp32_layers
+        if fp32_layers is None:
+            fp32_layers = INT8_FP32_LAYERS.get(self.encoder, 0)
+        return quantize_int8(
+            directory / FP32_FILE,
+            directory / INT8_FILE,
+            per_channel=per_channel,
+            fp32_layers=fp32_layers,
+            fp32_roles=self.int8_fp32_roles,
+        )
 
     # --- inference ------------------------------------------------------------------
     def parse(self, texts: Sequence[str]) -> list[Parse]:
