@@ -3,7 +3,9 @@
 Rebuilds the torch joint model from the fp32 ONNX file of ``--model`` (its initializers
 carry every trained weight), checks that it reproduces that file's outputs, then writes
 ``--out`` with `voxloop.nlu.onnx_export.export_onnx` (fused attention) and
-`TransformerParser.quantize` (by default leaving in fp32 what training would).
+`TransformerParser.quantize` with the model's own int8 settings from its manifest (one saved
+before 2026-12-06 has ``int8_per_channel: null``: per matrix for MiniLM, per channel for
+e5-small), and ``--int8-fp32-layers`` / ``--int8-fp32-roles`` (default: as training chooses).
 Lets a model trained before an export change be measured with it, without retraining.
 
     python benchmarks/reexport_transformer.py --model /work/mtrans/full12f5c \\
@@ -13,7 +15,6 @@ Lets a model trained before an export change be measured with it, without retrai
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import shutil
 import sys
@@ -23,11 +24,11 @@ import numpy as np
 
 from voxloop.nlu.base import MANIFEST, read_manifest, write_json_atomic
 from voxloop.nlu.encoders import resolve_encoder
+from voxloop.nlu.quantize import name_scopes
 from voxloop.nlu.runtime import (
     FP32_FILE,
     INT8_FILE,
     LABELS_FILE,
-    OUTPUTS,
     TOKENIZER_FILE,
     load_tokenizer,
     pad_batch,
@@ -49,11 +50,7 @@ def state_from_onnx(path: Path) -> dict[str, np.ndarray]:
     for node in graph.node:
         if node.op_type not in ("MatMul", "Gemm") or node.input[1] not in arrays:
             continue
-        scopes = next(
-            ast.literal_eval(p.value)
-            for p in node.metadata_props
-            if p.key == "pkg.torch.onnx.name_scopes"
-        )
+        scopes = name_scopes(node)
         weight = arrays[node.input[1]]
         trans_b = any(a.name == "transB" and a.i for a in node.attribute)
         state[f"{scopes[-2]}.weight"] = weight if trans_b else weight.T
@@ -68,10 +65,9 @@ def main() -> None:
     ap.add_argument("--int8-fp32-roles", default="output", help="comma-separated; empty: all")
     args = ap.parse_args()
 
-    import onnxruntime as ort
     import torch
 
-    from voxloop.nlu.onnx_export import export_onnx
+    from voxloop.nlu.onnx_export import export_difference, export_onnx
 
     manifest = read_manifest(args.model)
     hyper = manifest["hyperparameters"]
@@ -97,21 +93,7 @@ def main() -> None:
 
     tokenizer = load_tokenizer(args.model / TOKENIZER_FILE)
     ids, mask = pad_batch([e.ids for e in tokenizer.encode_batch(SAMPLE)])
-    with torch.inference_mode():
-        expected = [t.numpy() for t in model(torch.from_numpy(ids), torch.from_numpy(mask))]
-    valid = mask[..., None].astype(bool)
-
-    def diff(onnx_file: Path) -> float:
-        session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-        intent, slots = session.run(OUTPUTS, {"input_ids": ids, "attention_mask": mask})
-        return float(
-            max(
-                np.abs(intent - expected[0]).max(),
-                np.abs(np.where(valid, slots - expected[1], 0)).max(),
-            )
-        )
-
-    rebuilt = diff(args.model / FP32_FILE)
+    rebuilt = export_difference(model, args.model / FP32_FILE, ids, mask)
     if rebuilt > EXPORT_TOLERANCE:
         sys.exit(f"the rebuilt torch model differs from {args.model / FP32_FILE} by {rebuilt:.3g}")
     if args.out.exists():
@@ -120,7 +102,7 @@ def main() -> None:
     for name in (TOKENIZER_FILE, LABELS_FILE):
         shutil.copy2(args.model / name, args.out / name)
     export_onnx(model, ids, mask, args.out / FP32_FILE)
-    exported = diff(args.out / FP32_FILE)
+    exported = export_difference(model, args.out / FP32_FILE, ids, mask)
     if exported > EXPORT_TOLERANCE:
         sys.exit(f"the new export differs from torch by {exported:.3g}")
     roles = [r for r in args.int8_fp32_roles.split(",") if r]

@@ -169,3 +169,30 @@ def export_onnx(
             external_data=False,
             verbose=False,
         )
+
+
+def export_difference(
+    model: Any,
+    onnx_path: Path,
+    input_ids: npt.NDArray[np.int64],
+    attention_mask: npt.NDArray[np.int64],
+) -> float:
+    """The largest absolute difference between ``model``'s logits (torch, eval mode) and
+    those of the ONNX file at ``onnx_path`` on a batch (slot logits on real tokens only)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_intent, onnx_slots = session.run(
+        OUTPUTS, {"input_ids": input_ids, "attention_mask": attention_mask}
+    )
+    with torch.inference_mode():
+        torch_intent, torch_slots = model(
+            torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
+        )
+    valid = attention_mask[..., None].astype(bool)
+    return float(
+        max(
+            np.abs(onnx_intent - torch_intent.numpy()).max(),
+            np.abs(np.where(valid, onnx_slots - torch_slots.numpy(), 0)).max(),
+        )
+    )

@@ -17,6 +17,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from voxloop.errors import ConfigError, ModelFormatError
 
@@ -34,6 +35,14 @@ class QuantNode:
     role: str | None  # the layer's sub-module it belongs to: attention, intermediate, ...
 
 
+def name_scopes(node: Any) -> list[str]:
+    """The module scopes the dynamo exporter recorded for an ONNX node, outermost first
+    (``['', 'encoder', ..., 'encoder.encoder.layer.0.attention.self.query', 'linear']``)."""
+    return next(
+        (ast.literal_eval(p.value) for p in node.metadata_props if p.key == NAME_SCOPES), []
+    )
+
+
 def quantizable_nodes(model_path: str | Path) -> list[QuantNode]:
     """Every MatMul/Gemm/Attention node of an ONNX file, in graph order, with its layer and role."""
     import onnx
@@ -43,11 +52,8 @@ def quantizable_nodes(model_path: str | Path) -> list[QuantNode]:
     for node in graph.node:
         if node.op_type not in OP_TYPES:
             continue
-        scopes: list[str] = next(
-            (ast.literal_eval(p.value) for p in node.metadata_props if p.key == NAME_SCOPES), []
-        )
         layer, role, prefix = None, None, ""
-        for scope in scopes:
+        for scope in name_scopes(node):
             match = _LAYER.search(scope)
             if match:
                 layer, prefix = int(match.group(1)), scope + "."

@@ -66,7 +66,6 @@ from voxloop.nlu.runtime import (
     INT8_FILE,
     LABELS_FILE,
     MODEL_TYPE,
-    OUTPUTS,
     TOKENIZER_FILE,
     Decoder,
     OnnxParser,
@@ -792,28 +791,14 @@ class TransformerParser:
     def _export(self, torch: Any, directory: Path, sample: Sequence[str]) -> None:
         """ONNX fp32 (dynamo exporter, checked against torch) and int8, and labels, beside
         the tokenizer already in ``directory``."""
-        import onnxruntime as ort
-
-        from voxloop.nlu.onnx_export import export_onnx
+        from voxloop.nlu.onnx_export import export_difference, export_onnx
 
         model = self.model_
         model.eval()
         tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
         ids, mask = pad_batch([e.ids for e in tokenizer.encode_batch(list(sample[:16]))])
         export_onnx(model, ids, mask, directory / FP32_FILE)
-        session = ort.InferenceSession(
-            str(directory / FP32_FILE), providers=["CPUExecutionProvider"]
-        )
-        onnx_intent, onnx_slots = session.run(OUTPUTS, {"input_ids": ids, "attention_mask": mask})
-        with torch.inference_mode():
-            torch_intent, torch_slots = model(torch.from_numpy(ids), torch.from_numpy(mask))
-        valid = mask[..., None].astype(bool)
-        self.export_diff_ = float(
-            max(
-                np.abs(onnx_intent - torch_intent.numpy()).max(),
-                np.abs(np.where(valid, onnx_slots - torch_slots.numpy(), 0)).max(),
-            )
-        )
+        self.export_diff_ = export_difference(model, directory / FP32_FILE, ids, mask)
         if not self.export_diff_ <= EXPORT_TOLERANCE:
             raise ModelFormatError(
                 f"the ONNX export differs from torch by {self.export_diff_:.3g} "
