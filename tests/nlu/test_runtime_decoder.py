@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+import pytest
 
+from voxloop.errors import ModelFormatError
 from voxloop.nlu.runtime import Decoder, tag_bigrams
 from voxloop.schema import Parse
 
@@ -114,3 +117,32 @@ def test_joint_decoding_prefers_the_intent_whose_slots_explain_the_words() -> No
         ("date", "tomorrow"),
     ]
     assert joint.confidence > 0.99 and abs(sum(r.confidence for r in joint.ranking) - 1) < 1e-9
+
+
+def test_a_label_unseen_with_the_intent_costs_its_penalty_instead_of_being_forbidden() -> None:
+    # "rain tomorrow" under "calendar_query", never seen with a weather slot in training:
+    # the slot head is sure "rain" is one (by 7 nats over "O"). Forbidden (inf), the word is
+    # left outside; at a cost below 7 the head's certainty outweighs it; above it, not.
+    text, offsets = "rain tomorrow", [[(0, 0), (0, 4), (5, 13), (0, 0)]]
+    slots = np.zeros((1, 4, len(TAGS)), dtype=np.float32)
+    slots[0, 1, TAGS.index("B-weather")] = 8.0
+    slots[0, 1, TAGS.index("O")] = 1.0
+    slots[0, 2, TAGS.index("B-date")] = 8.0
+    allowed = np.array([[t == "O" or t.endswith("date") for t in TAGS]], dtype=bool)
+
+    def labels(penalty: float) -> list[tuple[str, str]]:
+        decoder = _decoder(
+            intents=["calendar_query"], allowed=allowed, locale="en-US", unseen_penalty=penalty
+        )
+        parse = decoder.decode([text], offsets, np.zeros((1, 1), np.float32), slots)[0]
+        return [(s.label, s.value) for s in parse.slots]
+
+    assert labels(math.inf) == [("date", "tomorrow")]
+    assert labels(2.0) == [("weather", "rain"), ("date", "tomorrow")]
+    assert labels(0.0) == [("weather", "rain"), ("date", "tomorrow")]
+    assert labels(10.0) == [("date", "tomorrow")]
+
+
+def test_a_negative_unseen_penalty_is_refused() -> None:
+    with pytest.raises(ModelFormatError, match="unseen_penalty must be >= 0"):
+        _decoder(unseen_penalty=-1.0)

@@ -8,6 +8,7 @@ runs in a few minutes on 2 cores; the accuracy targets are the benchmark's busin
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from voxloop.nlu.runtime import OnnxParser, first_subwords, viterbi  # noqa: E40
 from voxloop.nlu.tokenize import tokenize  # noqa: E402
 from voxloop.nlu.transformer import (  # noqa: E402
     BIGRAM_WEIGHTS,
+    UNSEEN_PENALTIES,
     TransformerParser,
     choose_threshold,
     fit_temperature,
@@ -161,6 +163,8 @@ def test_saved_model_is_onnx_and_json_with_a_manifest(saved: Path) -> None:
     assert calibration["temperature"] > 0
     assert calibration["ece_after"] <= calibration["ece_before"] + 0.02
     assert calibration["bigram_weight"] in BIGRAM_WEIGHTS
+    penalty = calibration["unseen_penalty"]  # null: forbidden (infinite)
+    assert (math.inf if penalty is None else penalty) in UNSEEN_PENALTIES
     labels = json.loads((saved / "labels.json").read_text())
     n = len(labels["tags"])
     transitions = np.exp(np.array(labels["bigrams"]["transitions"]))
@@ -177,11 +181,14 @@ def test_a_model_saved_without_tag_bigrams_still_loads_and_parses(
     (older / "labels.json").write_text(json.dumps(labels))
     manifest = json.loads((older / "manifest.json").read_text())
     del manifest["calibration"]["bigram_weight"]
+    del manifest["calibration"]["unseen_penalty"]
     (older / "manifest.json").write_text(json.dumps(manifest))
     texts = [u.text for u in snips["test"][:50]]
     parses = OnnxParser.load(older).parse(texts)
     assert [p.text for p in parses] == texts
-    assert OnnxParser.load(older).decoder_._transitions.max() == 0.0  # BIO rules only
+    decoder = OnnxParser.load(older).decoder_
+    assert decoder._transitions.max() == 0.0  # BIO rules only
+    assert decoder.unseen_penalty == math.inf  # labels unseen with an intent: forbidden
 
 
 def test_runtime_does_not_import_torch(saved: Path) -> None:

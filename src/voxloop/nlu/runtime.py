@@ -22,6 +22,7 @@ chosen on dev (0 turns them off; older models have none).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Self
@@ -57,6 +58,8 @@ MODEL_TYPE = "transformer"
 JOINT_CANDIDATES = 3
 """How many of the most probable intents joint decoding rescores by their slot paths."""
 JOINT_MIN_PROBABILITY = 0.01
+_MAX_LATTICES = 10_000
+"""Lattices a decoder keeps (per intent and set of unseen tags) before starting afresh."""
 """Only intents at least this probable are rescored (most texts then need one path)."""
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -165,11 +168,19 @@ def tag_bigrams(
     return np.log(pairs / pairs.sum(1, keepdims=True)), np.log(first / first.sum())
 
 
+def unseen_penalty(calibration: dict[str, Any]) -> float:
+    """The saved ``unseen_penalty`` of a manifest's calibration: ``null`` or absent (models
+    saved before it existed) is infinite, a tag never seen with the intent is forbidden."""
+    value = calibration.get("unseen_penalty")
+    return math.inf if value is None else float(value)
+
+
 class _Lattice(NamedTuple):
     cols: npt.NDArray[np.int64]
     transitions: npt.NDArray[np.float64]
     start: npt.NDArray[np.float64]
     empty: npt.NDArray[np.float64]
+    bias: npt.NDArray[np.float64]
 
 
 class Decoder:
@@ -189,10 +200,17 @@ class Decoder:
         bigrams: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
         bigram_weight: float = 0.0,
         joint_weight: float = 0.0,
+        unseen_penalty: float = math.inf,
     ) -> None:
+        if not unseen_penalty >= 0:
+            raise ModelFormatError(f"unseen_penalty must be >= 0, not {unseen_penalty!r}")
         self.intents = list(intents)
         self.tags = list(tags)
-        self.allowed = allowed
+        # A tag whose label an intent was never seen with in training: forbidden with that
+        # intent (inf), allowed at a cost of ``unseen_penalty`` on its log-probability, or
+        # as likely as any other (0: no constraint).
+        self.allowed = None if unseen_penalty == 0 else allowed
+        self.unseen_penalty = unseen_penalty
         self.temperature = temperature
         self.threshold = threshold
         self.domains = domains
@@ -216,20 +234,50 @@ class Decoder:
             # the softmax head scores each word alone; these score the tag sequence.
             self._transitions = self._transitions + bigram_weight * bigrams[0]
             self._start = self._start + bigram_weight * bigrams[1]
-        self._lattices: dict[int, _Lattice] = {}
+        self._begin = np.array(
+            [
+                self.tags.index("B-" + t[2:]) if t.startswith("I-") else j
+                for j, t in enumerate(self.tags)
+            ]
+        )
+        self._lattices: dict[tuple[int, tuple[int, ...]], _Lattice] = {}
 
-    def _lattice(self, intent: int) -> _Lattice:
-        """The tags allowed with ``intent``, their transitions and start scores (cached)."""
-        lattice = self._lattices.get(intent)
+    def _lattice(self, intent: int, unseen: tuple[int, ...] = ()) -> _Lattice:
+        """The lattice of ``intent``: the tags it was seen with (all without a constraint)
+        and the ``unseen`` tags at a cost of ``unseen_penalty`` each; their transitions,
+        start scores and costs (cached)."""
+        key = (intent, unseen)
+        lattice = self._lattices.get(key)
         if lattice is None:
-            cols = self._all if self.allowed is None else np.flatnonzero(self.allowed[intent])
+            cols = self._all
+            if self.allowed is not None:
+                cols = np.union1d(np.flatnonzero(self.allowed[intent]), unseen).astype(np.int64)
+            bias = np.where(np.isin(cols, unseen), -self.unseen_penalty, 0.0)
             empty = np.full(len(cols), -np.inf)
             empty[np.searchsorted(cols, self._outside)] = 0.0  # a word without pieces: "O"
             lattice = _Lattice(
-                cols, self._transitions[np.ix_(cols, cols)], self._start[cols], empty
+                cols, self._transitions[np.ix_(cols, cols)], self._start[cols], empty, bias
             )
-            self._lattices[intent] = lattice
+            if len(self._lattices) >= _MAX_LATTICES:
+                self._lattices.clear()
+            self._lattices[key] = lattice
         return lattice
+
+    def _preferred(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.int64] | None:
+        """The tags that are some word's most likely (with the "B-" an "I-" needs): the only
+        tags an intent not seen with them needs in its lattice at a finite cost, since no
+        other can outscore its own tags but through transitions. None when there is no
+        finite cost."""
+        if self.allowed is None or math.isinf(self.unseen_penalty) or not len(rows):
+            return None
+        best = np.unique(rows.argmax(axis=1))
+        return np.union1d(best, self._begin[best])
+
+    def _unseen(self, intent: int, preferred: npt.NDArray[np.int64] | None) -> tuple[int, ...]:
+        """The ``preferred`` tags (`_preferred`) that ``intent`` was not seen with."""
+        if preferred is None or self.allowed is None:
+            return ()
+        return tuple(preferred[~self.allowed[intent, preferred]].tolist())
 
     def _paths(
         self,
@@ -237,7 +285,7 @@ class Decoder:
         slot_logp: npt.NDArray[np.float64],
         intents: npt.NDArray[np.int64],
     ) -> tuple[list[int], list[_Lattice], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """The best tag path of each of ``intents`` (its allowed tags only) over the words
+        """The best tag path of each of ``intents`` (its lattice: `_lattice`) over the words
         whose first sub-words are ``firsts``, in one stacked Viterbi pass: the head words
         (those with scores of their own), the lattices, the paths (columns of each
         lattice, ``[intents, heads]``) and the scores they were found in (``[intents,
@@ -250,10 +298,11 @@ class Decoder:
         pieces = np.array([firsts[w] for w in heads])
         rows = slot_logp[np.maximum(pieces, 0)]
         missing = pieces < 0
-        lattices = [self._lattice(int(k)) for k in intents]
+        preferred = self._preferred(rows[~missing])
+        lattices = [self._lattice(int(k), self._unseen(int(k), preferred)) for k in intents]
         blocks = []
         for lattice in lattices:
-            block = rows[:, lattice.cols]
+            block = rows[:, lattice.cols] + lattice.bias
             block[missing] = lattice.empty  # a word without pieces: "O"
             blocks.append(block)
         if len(lattices) == 1:  # nothing to pad (most texts: one candidate)
@@ -478,6 +527,7 @@ class OnnxParser:
                 bigrams=bigrams,
                 bigram_weight=float(calibration.get("bigram_weight", 0.0)),
                 joint_weight=float(calibration.get("joint_weight", 0.0)),
+                unseen_penalty=unseen_penalty(calibration),
             )
             saved_batch = int(manifest["hyperparameters"].get("inference_batch_size", 32))
         except (OSError, ValueError, KeyError, TypeError) as e:
