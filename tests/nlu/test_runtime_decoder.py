@@ -124,10 +124,8 @@ def test_a_label_unseen_with_the_intent_costs_its_penalty_instead_of_being_forbi
     # the slot head is sure "rain" is one (by 7 nats over "O"). Forbidden (inf), the word is
     # left outside; at a cost below 7 the head's certainty outweighs it; above it, not.
     text, offsets = "rain tomorrow", [[(0, 0), (0, 4), (5, 13), (0, 0)]]
-    slots = np.zeros((1, 4, len(TAGS)), dtype=np.float32)
-    slots[0, 1, TAGS.index("B-weather")] = 8.0
+    slots = _logits("O", "B-weather", "B-date", "O")
     slots[0, 1, TAGS.index("O")] = 1.0
-    slots[0, 2, TAGS.index("B-date")] = 8.0
     allowed = np.array([[t == "O" or t.endswith("date") for t in TAGS]], dtype=bool)
 
     def labels(penalty: float) -> list[tuple[str, str]]:

@@ -58,9 +58,9 @@ MODEL_TYPE = "transformer"
 JOINT_CANDIDATES = 3
 """How many of the most probable intents joint decoding rescores by their slot paths."""
 JOINT_MIN_PROBABILITY = 0.01
+"""Only intents at least this probable are rescored (most texts then need one path)."""
 _MAX_LATTICES = 10_000
 """Lattices a decoder keeps (per intent and set of unseen tags) before starting afresh."""
-"""Only intents at least this probable are rescored (most texts then need one path)."""
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
