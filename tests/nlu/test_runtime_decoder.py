@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from voxloop.errors import ModelFormatError
+from voxloop.nlu import runtime
 from voxloop.nlu.runtime import Decoder, tag_bigrams
 from voxloop.schema import Parse
 
@@ -144,3 +146,89 @@ def test_a_label_unseen_with_the_intent_costs_its_penalty_instead_of_being_forbi
 def test_a_negative_unseen_penalty_is_refused() -> None:
     with pytest.raises(ModelFormatError, match="unseen_penalty must be >= 0"):
         _decoder(unseen_penalty=-1.0)
+
+
+# --- the beam: a faster search, the same answer ------------------------------------------
+WIDE_TAGS = ["B-a", "B-b", "B-c", "I-a", "I-b", "I-c", "O"]
+
+
+def _brute_force_path(
+    logp: np.ndarray, transitions: np.ndarray, start: np.ndarray
+) -> tuple[list[str], float]:
+    """The best BIO tag sequence by trying every one (``WIDE_TAGS``)."""
+    best, best_score = [], -math.inf
+    for path in itertools.product(range(len(WIDE_TAGS)), repeat=len(logp)):
+        tags = [WIDE_TAGS[t] for t in path]
+        if any(
+            t.startswith("I-") and (i == 0 or tags[i - 1][2:] != t[2:]) for i, t in enumerate(tags)
+        ):
+            continue
+        score = start[path[0]] + sum(logp[i, t] for i, t in enumerate(path))
+        score += sum(transitions[a, b] for a, b in itertools.pairwise(path))
+        if score > best_score:
+            best, best_score = tags, score
+    return best, best_score
+
+
+def test_the_beam_finds_the_best_path_when_transitions_outweigh_the_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A beam of 2 tags per word, heavy learned transitions and flat word scores: the best
+    # path often goes through a word's 3rd-7th tag, which the beam first leaves out.
+    monkeypatch.setattr(runtime, "BEAM", 2)
+    rng = np.random.default_rng(7)
+    words = 5
+    text = " ".join("abcde"[:words])
+    offsets = [[(0, 0), *[(2 * i, 2 * i + 1) for i in range(words)], (0, 0)]]
+    for _ in range(40):
+        transitions = np.log(rng.dirichlet(np.ones(len(WIDE_TAGS)) * 0.3, len(WIDE_TAGS)))
+        start = np.log(rng.dirichlet(np.ones(len(WIDE_TAGS))))
+        slots = rng.normal(0, 1.0, (1, words + 2, len(WIDE_TAGS))).astype(np.float32)
+        decoder = _decoder(
+            tags=WIDE_TAGS, locale="en-US", bigrams=(transitions, start), bigram_weight=3.0
+        )
+        parse = decoder.decode([text], offsets, np.zeros((1, 1), np.float32), slots)[0]
+        logp = slots[0, 1:-1].astype(np.float64)
+        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        bio = np.array([[0.0 if t[:2] != "I-" else -math.inf for t in WIDE_TAGS]])
+        expected, _ = _brute_force_path(logp, 3.0 * transitions, 3.0 * start + bio[0])
+        spans = [(s.label, s.start // 2, s.end // 2 + 1) for s in parse.slots]
+        assert spans == _spans_of(expected)
+
+
+def _spans_of(tags: list[str]) -> list[tuple[str, int, int]]:
+    """(label, first word, end word) of each BIO chunk."""
+    out: list[tuple[str, int, int]] = []
+    for i, t in enumerate(tags):
+        if t.startswith("B-"):
+            out.append((t[2:], i, i + 1))
+        elif t.startswith("I-"):
+            label, first, _ = out[-1]
+            out[-1] = (label, first, i + 1)
+    return out
+
+
+def test_a_batch_decodes_each_text_as_it_would_alone() -> None:
+    rng = np.random.default_rng(3)
+    texts = ["a b c", "d", "", "e f g h"]
+    offsets = [
+        [(0, 0), *[(2 * i, 2 * i + 1) for i in range(len(t.split()))], (0, 0)] for t in texts
+    ]
+    slots = rng.normal(0, 2.0, (len(texts), 6, len(WIDE_TAGS))).astype(np.float32)
+    intents = rng.normal(0, 1.0, (len(texts), 2)).astype(np.float32)
+    transitions = np.log(rng.dirichlet(np.ones(len(WIDE_TAGS)), len(WIDE_TAGS)))
+    decoder = _decoder(
+        intents=["x", "y"],
+        tags=WIDE_TAGS,
+        locale="en-US",
+        ranking_size=2,
+        bigrams=(transitions, np.zeros(len(WIDE_TAGS))),
+        bigram_weight=1.0,
+    )
+    together = decoder.decode(texts, offsets, intents, slots)
+    alone = [
+        decoder.decode([t], [o], intents[i : i + 1], slots[i : i + 1])[0]
+        for i, (t, o) in enumerate(zip(texts, offsets, strict=True))
+    ]
+    assert together == alone
+    assert together[2].slots == () and together[2].intent is not None

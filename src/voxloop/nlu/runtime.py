@@ -16,7 +16,10 @@ Slot tags are predicted per sub-word; the tag of a word (a `voxloop.nlu.tokenize
 the tag of its first sub-word, and BIO chunks of words become character spans with
 `spans_from_tags`, so a span's offsets always index the original text exactly. The word
 tags are one Viterbi path: BIO rules, plus the training set's tag bigrams times a weight
-chosen on dev (0 turns them off; older models have none).
+chosen on dev (0 turns them off; older models have none). All texts of a batch are decoded
+in one vectorised pass that first weighs a few tags per word and widens only where it
+cannot prove its path the best (`Decoder._best_paths`), so it returns exactly the path a
+search over every tag would.
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ JOINT_CANDIDATES = 3
 """How many of the most probable intents joint decoding rescores by their slot paths."""
 JOINT_MIN_PROBABILITY = 0.01
 """Only intents at least this probable are rescored (most texts then need one path)."""
-_MAX_LATTICES = 10_000
-"""Lattices a decoder keeps (per intent and set of unseen tags) before starting afresh."""
+BEAM = 6
+"""Tags per word the Viterbi weighs first (`Decoder._best_paths`: an answer it cannot prove
+best is found again over all tags)."""
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -109,29 +113,41 @@ def viterbi(
     start: npt.NDArray[np.float64],
 ) -> list[int]:
     """The best tag path: ``scores[i, t]`` per position, ``transitions[s, t]``, ``start[t]``."""
-    return viterbi_stacked(scores[None], transitions[None], start[None])[0].tolist()
+    n, width = scores.shape
+    tags = np.broadcast_to(np.arange(width), (1, n, width))
+    choice, _ = beam_viterbi(scores[None], tags, np.array([n]), transitions, start)
+    return choice[0].tolist()
 
 
-def viterbi_stacked(
+def beam_viterbi(
     scores: npt.NDArray[np.float64],
+    tags: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
     transitions: npt.NDArray[np.float64],
     start: npt.NDArray[np.float64],
-) -> npt.NDArray[np.int64]:
-    """`viterbi` for K lattices at once (``scores[k, i, t]``, ``transitions[k, s, t]``,
-    ``start[k, t]``; pad narrower lattices with -inf): the paths, ``[K, positions]``."""
-    k, n, width = scores.shape
-    best = scores[:, 0] + start
-    back = np.zeros((k, n, width), dtype=np.int64)
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The best paths of M sequences at once, each position choosing among its own K tags:
+    ``scores[m, i, k]`` is the score of tag ``tags[m, i, k]`` at position ``i`` of sequence
+    ``m`` (positions past ``lengths[m]`` are ignored), ``transitions[s, t]`` and
+    ``start[t]`` are indexed by tag. Returns the choices (indices into K, ``[M, n]``) and
+    each best path's score (-inf when no path is possible). On a tie the lowest k wins."""
+    m, n, k = scores.shape
+    best = scores[:, 0] + start[tags[:, 0]]
+    back = np.zeros((m, n, k), dtype=np.int64)
+    stay = np.arange(k)
     for i in range(1, n):
-        candidates = best[:, :, None] + transitions
-        back[:, i] = candidates.argmax(axis=1)
-        best = candidates.max(axis=1) + scores[:, i]
-    paths = np.zeros((k, n), dtype=np.int64)
-    paths[:, -1] = best.argmax(axis=1)
-    rows = np.arange(k)
+        candidates = best[:, :, None] + transitions[tags[:, i - 1, :, None], tags[:, i, None, :]]
+        pointer = candidates.argmax(axis=1)
+        value = np.take_along_axis(candidates, pointer[:, None, :], axis=1)[:, 0] + scores[:, i]
+        active = (i < lengths)[:, None]
+        best = np.where(active, value, best)
+        back[:, i] = np.where(active, pointer, stay)
+    choice = np.zeros((m, n), dtype=np.int64)
+    choice[:, -1] = best.argmax(axis=1)
+    rows = np.arange(m)
     for i in range(n - 1, 0, -1):
-        paths[:, i - 1] = back[rows, i, paths[:, i]]
-    return paths
+        choice[:, i - 1] = back[rows, i, choice[:, i]]
+    return choice, best[rows, choice[:, -1]]
 
 
 def first_subwords(tokens: Sequence[Token], offsets: Sequence[tuple[int, int]]) -> list[int]:
@@ -175,12 +191,50 @@ def unseen_penalty(calibration: dict[str, Any]) -> float:
     return math.inf if value is None else float(value)
 
 
-class _Lattice(NamedTuple):
-    cols: npt.NDArray[np.int64]
-    transitions: npt.NDArray[np.float64]
-    start: npt.NDArray[np.float64]
-    empty: npt.NDArray[np.float64]
-    bias: npt.NDArray[np.float64]
+def _top(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+    """The columns of each row's ``k`` highest ``scores``, in column order."""
+    width = scores.shape[1]
+    if k >= width:
+        return np.broadcast_to(np.arange(width), scores.shape)
+    return np.sort(np.argpartition(scores, width - k, axis=1)[:, width - k :], axis=1)
+
+
+class _Words(NamedTuple):
+    """A text's words and the sub-words that score their tags."""
+
+    tokens: list[Token]
+    firsts: list[int]
+    """Each word's first sub-word (-1: none)."""
+    heads: list[int]
+    """The words with scores of their own (not inside the previous word's sub-word)."""
+    pieces: list[int]
+    """The heads' first sub-words."""
+
+
+class _Items(NamedTuple):
+    """The (text, intent) pairs of a batch that get a tag path, and their rows: one per
+    head word of the text, an item's rows adjacent."""
+
+    text: npt.NDArray[np.int64]
+    intent: npt.NDArray[np.int64]
+    lengths: npt.NDArray[np.int64]
+    """Rows (head words) per item."""
+    first_row: npt.NDArray[np.int64]
+    of_row: npt.NDArray[np.int64]
+    """The item of each row."""
+    position_of_row: npt.NDArray[np.int64]
+    """The index of each row's head word among its text's heads."""
+
+
+class _Paths(NamedTuple):
+    """The best tag path of each (text, intent) item of a batch."""
+
+    tags: npt.NDArray[np.int64]
+    """Tag ids, ``[items, positions]`` (past an item's length: meaningless)."""
+    emission: npt.NDArray[np.float64]
+    """The sum of the path's tag scores, transitions excluded, ``[items]``."""
+    total: npt.NDArray[np.float64]
+    """The path's score, transitions included, ``[items]``."""
 
 
 class Decoder:
@@ -220,8 +274,7 @@ class Decoder:
         self.joint_weight = joint_weight
         # BIO transitions: "I-x" only after "B-x" or "I-x", never first.
         n = len(self.tags)
-        self._all = np.arange(n)
-        self._outside = self.tags.index("O")
+        outside = self.tags.index("O")
         self._start = np.array([-np.inf if t.startswith("I-") else 0.0 for t in self.tags])
         self._transitions = np.zeros((n, n))
         for j, t in enumerate(self.tags):
@@ -234,122 +287,110 @@ class Decoder:
             # the softmax head scores each word alone; these score the tag sequence.
             self._transitions = self._transitions + bigram_weight * bigrams[0]
             self._start = self._start + bigram_weight * bigrams[1]
+        # The most a tag can gain from the transition into it (see `_best_paths`).
+        self._best_entry = self._transitions.max(axis=0)
         self._begin = np.array(
             [
                 self.tags.index("B-" + t[2:]) if t.startswith("I-") else j
                 for j, t in enumerate(self.tags)
             ]
         )
-        self._lattices: dict[tuple[int, tuple[int, ...]], _Lattice] = {}
+        self._empty = np.full(n, -np.inf)
+        self._empty[outside] = 0.0  # a word without sub-words: "O"
 
-    def _lattice(self, intent: int, unseen: tuple[int, ...] = ()) -> _Lattice:
-        """The lattice of ``intent``: the tags it was seen with (all without a constraint)
-        and the ``unseen`` tags at a cost of ``unseen_penalty`` each; their transitions,
-        start scores and costs (cached)."""
-        key = (intent, unseen)
-        lattice = self._lattices.get(key)
-        if lattice is None:
-            cols = self._all
-            if self.allowed is not None:
-                cols = np.union1d(np.flatnonzero(self.allowed[intent]), unseen).astype(np.int64)
-            bias = np.where(np.isin(cols, unseen), -self.unseen_penalty, 0.0)
-            empty = np.full(len(cols), -np.inf)
-            empty[np.searchsorted(cols, self._outside)] = 0.0  # a word without pieces: "O"
-            lattice = _Lattice(
-                cols, self._transitions[np.ix_(cols, cols)], self._start[cols], empty, bias
-            )
-            if len(self._lattices) >= _MAX_LATTICES:
-                self._lattices.clear()
-            self._lattices[key] = lattice
-        return lattice
+    def _words(self, text: str, offsets: Sequence[tuple[int, int]]) -> _Words:
+        """The words of ``text`` and their sub-words (``offsets``: the sub-words').
 
-    def _preferred(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.int64] | None:
-        """The tags that are some word's most likely (with the "B-" an "I-" needs): the only
-        tags an intent not seen with them needs in its lattice at a finite cost, since no
-        other can outscore its own tags but through transitions. None when there is no
-        finite cost."""
-        if self.allowed is None or math.isinf(self.unseen_penalty) or not len(rows):
-            return None
-        best = np.unique(rows.argmax(axis=1))
-        return np.union1d(best, self._begin[best])
-
-    def _unseen(self, intent: int, preferred: npt.NDArray[np.int64] | None) -> tuple[int, ...]:
-        """The ``preferred`` tags (`_preferred`) that ``intent`` was not seen with."""
-        if preferred is None or self.allowed is None:
-            return ()
-        return tuple(preferred[~self.allowed[intent, preferred]].tolist())
-
-    def _paths(
-        self,
-        firsts: Sequence[int],
-        slot_logp: npt.NDArray[np.float64],
-        intents: npt.NDArray[np.int64],
-    ) -> tuple[list[int], list[_Lattice], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """The best tag path of each of ``intents`` (its lattice: `_lattice`) over the words
-        whose first sub-words are ``firsts``, in one stacked Viterbi pass: the head words
-        (those with scores of their own), the lattices, the paths (columns of each
-        lattice, ``[intents, heads]``) and the scores they were found in (``[intents,
-        heads, columns]``, -inf past a lattice's width).
-
-        ``slot_logp``: sub-words x all tags. Renormalising it over an intent's tags shifts
-        each word's scores by a constant, so the path is the same either way.
-        """
+        A word inside the same sub-word as the word before it (one piece covering several
+        characters of a script without spaces, e.g. "明天") has no scores of its own."""
+        tokens = tokenize(text)
+        firsts = first_subwords(tokens, offsets) if tokens else []
         heads = [w for w, j in enumerate(firsts) if w == 0 or j < 0 or j != firsts[w - 1]]
-        pieces = np.array([firsts[w] for w in heads])
-        rows = slot_logp[np.maximum(pieces, 0)]
-        missing = pieces < 0
-        preferred = self._preferred(rows[~missing])
-        lattices = [self._lattice(int(k), self._unseen(int(k), preferred)) for k in intents]
-        blocks = []
-        for lattice in lattices:
-            block = rows[:, lattice.cols] + lattice.bias
-            block[missing] = lattice.empty  # a word without pieces: "O"
-            blocks.append(block)
-        if len(lattices) == 1:  # nothing to pad (most texts: one candidate)
-            scores = blocks[0][None]
-            paths = viterbi_stacked(scores, lattices[0].transitions[None], lattices[0].start[None])
-            return heads, lattices, paths, scores
-        width = max(len(lattice.cols) for lattice in lattices)
-        scores = np.full((len(lattices), len(heads), width), -np.inf)
-        transitions = np.full((len(lattices), width, width), -np.inf)
-        start = np.full((len(lattices), width), -np.inf)
-        for k, (lattice, block) in enumerate(zip(lattices, blocks, strict=True)):
-            m = len(lattice.cols)
-            scores[k, :, :m] = block
-            transitions[k, :m, :m] = lattice.transitions
-            start[k, :m] = lattice.start
-        return heads, lattices, viterbi_stacked(scores, transitions, start), scores
+        return _Words(tokens, firsts, heads, [firsts[w] for w in heads])
 
-    def _word_tags(
+    def _costs(
         self,
-        firsts: Sequence[int],
-        heads: Sequence[int],
-        cols: npt.NDArray[np.int64],
-        path: npt.NDArray[np.int64],
-        scores: npt.NDArray[np.float64],
-    ) -> tuple[list[str], list[float]]:
-        """BIO tags and confidences of the words whose first sub-words are ``firsts``, from
-        one lattice's path and scores (`_paths`).
+        intents: npt.NDArray[np.int64],
+        texts: npt.NDArray[np.int64],
+        preferred: npt.NDArray[np.bool_] | None,
+    ) -> npt.NDArray[np.float64]:
+        """What each item's intent adds to each tag's log-probability, ``[items, tags]``:
+        0 for a tag whose label the intent was seen with in training (every tag without
+        that constraint), minus ``unseen_penalty`` for another tag that a word of the item's
+        text prefers (``preferred[text, tag]``: its most likely tag, or the "B-" that tag's
+        "I-" needs), -inf for the rest. No other unseen tag can outscore the intent's own
+        but through transitions, so none is worth a place in the lattice."""
+        if self.allowed is None:
+            return np.zeros((len(intents), len(self.tags)))
+        seen = self.allowed[intents]
+        if preferred is None or math.isinf(self.unseen_penalty):
+            return np.where(seen, 0.0, -np.inf)
+        return np.where(seen, 0.0, np.where(preferred[texts], -self.unseen_penalty, -np.inf))
 
-        A word's scores are its first sub-word's; a word without sub-words is "O". A word
-        inside the same sub-word as the word before it (one piece covering several
-        characters of a script without spaces, e.g. "明天") has no scores of its own: it
-        continues the previous word's slot ("I-" of its label) or stays "O". A tag's
-        confidence is its probability among the tags the lattice allows.
-        """
-        probabilities = np.exp(scores)
-        chosen = (probabilities[np.arange(len(path)), path] / probabilities.sum(axis=1)).tolist()
-        tags: list[str] = []
-        confidences: list[float] = []
-        row = -1
-        for w in range(len(firsts)):
-            if row + 1 < len(heads) and heads[row + 1] == w:
-                row += 1
-                tags.append(self.tags[cols[path[row]]])
-            else:
-                tags.append("O" if tags[-1] == "O" else "I-" + tags[-1][2:])
-            confidences.append(chosen[row])
-        return tags, confidences
+    def _viterbi(
+        self,
+        emissions: npt.NDArray[np.float64],
+        tags: npt.NDArray[np.int64],
+        item_of_row: npt.NDArray[np.int64],
+        position_of_row: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.int64],
+    ) -> _Paths:
+        """`beam_viterbi` over each row's candidate ``tags`` (``[rows, K]``), row r of
+        ``emissions`` (``[rows, all tags]``) being position ``position_of_row[r]`` of item
+        ``item_of_row[r]``."""
+        m, n, k = len(lengths), int(lengths.max()), tags.shape[1]
+        scores = np.full((m, n, k), -np.inf)
+        scores[item_of_row, position_of_row] = np.take_along_axis(emissions, tags, axis=1)
+        ids = np.zeros((m, n, k), dtype=np.int64)
+        ids[item_of_row, position_of_row] = tags
+        choice, total = beam_viterbi(scores, ids, lengths, self._transitions, self._start)
+        chosen = np.take_along_axis(scores, choice[:, :, None], axis=2)[:, :, 0]
+        inside = np.arange(n) < lengths[:, None]
+        return _Paths(
+            np.take_along_axis(ids, choice[:, :, None], axis=2)[:, :, 0],
+            np.where(inside, chosen, 0.0).sum(axis=1),
+            total,
+        )
+
+    def _best_paths(self, emissions: npt.NDArray[np.float64], items: _Items) -> _Paths:
+        """The best path of every item, ``emissions[r, tag]`` scoring row r (`_viterbi`).
+
+        A path scores each position's tag plus the start or transition into it; call the
+        most a tag can get that way (its score plus its start score, or plus the best
+        transition from any tag) its reach. Each position first weighs only the `BEAM`
+        tags of highest reach. A path scoring at least as much as the path found must,
+        at each position, use a tag whose reach is at least that score minus the best
+        reach of every other position; the items where such tags fall outside the beam
+        are decoded again with a wider one (at most 4x, up to all tags), until none
+        does. So the beam changes the time taken, never the answer."""
+        width = emissions.shape[1]
+        item_of_row, position_of_row, lengths = items.of_row, items.position_of_row, items.lengths
+        first = (position_of_row == 0)[:, None]
+        reach = emissions + np.where(first, self._start, self._best_entry)
+        peak = reach.max(axis=1)
+        k = min(BEAM, width)
+        paths = self._viterbi(emissions, _top(reach, k), item_of_row, position_of_row, lengths)
+        ceiling = np.add.reduceat(peak, items.first_row)
+        rows = np.arange(len(item_of_row))
+        while k < width:
+            need = (paths.total - ceiling)[item_of_row[rows]] + peak[rows]
+            wanted = (reach[rows] >= need[:, None]).sum(axis=1)  # all: no path was found
+            todo = np.unique(item_of_row[rows][wanted > k])
+            if not len(todo):
+                break
+            keep = np.isin(item_of_row[rows], todo)
+            rows, k = rows[keep], min(int(wanted[keep].max()), 4 * k, width)
+            redone = self._viterbi(
+                emissions[rows],
+                _top(reach[rows], k),
+                np.searchsorted(todo, item_of_row[rows]),
+                position_of_row[rows],
+                lengths[todo],
+            )
+            paths.tags[todo, : redone.tags.shape[1]] = redone.tags
+            paths.emission[todo] = redone.emission
+            paths.total[todo] = redone.total
+        return paths
 
     def _joint(
         self,
@@ -374,51 +415,151 @@ class Decoder:
         intent_logits: npt.NDArray[np.float32],
         slot_logits: npt.NDArray[np.float32],
     ) -> list[Parse]:
-        """``slot_logits[i, j]`` are the tag scores of sub-word ``j`` of ``texts[i]``."""
+        """``slot_logits[i, j]`` are the tag scores of sub-word ``j`` of ``texts[i]``.
+
+        Every text is decoded with its most likely intent and, with joint decoding, with up
+        to `JOINT_CANDIDATES` intents at least `JOINT_MIN_PROBABILITY` probable: one item
+        per (text, intent), all of a batch's items in one Viterbi pass (`_best_paths`).
+        A word's tag scores are its first sub-word's; a word without sub-words is "O"; a
+        word inside the previous word's sub-word continues its slot ("I-") or stays "O".
+        A tag's confidence is its probability among the tags the intent allows.
+        """
         probabilities = softmax(intent_logits / self.temperature)
-        slot_logp = log_softmax(slot_logits)
+        words = [self._words(text, offsets[i]) for i, text in enumerate(texts)]
+        ranked = np.argsort(-probabilities, axis=1, kind="stable")
+        n_heads = np.array([len(w.heads) for w in words], dtype=np.int64)
+        items = self._items(probabilities, ranked, n_heads)
+        emissions = self._emissions(slot_logits, words, n_heads, items)
+        tag_ids: list[list[int]] = [[] for _ in texts]
+        shares: list[list[float]] = [[] for _ in texts]
         k = min(self.ranking_size, len(self.intents))
-        n_candidates = JOINT_CANDIDATES if self.joint_weight > 0 and self.allowed is not None else 1
+        rows, orders = list(probabilities), list(ranked[:, :k])
+        if len(items.text):
+            paths = self._best_paths(emissions, items)
+            chosen = np.searchsorted(items.text, np.arange(len(texts)))
+            n_items = np.bincount(items.text, minlength=len(texts))
+            for i in np.flatnonzero(n_items > 1).tolist():
+                span = slice(chosen[i], chosen[i] + n_items[i])
+                rows[i] = self._joint(rows[i], items.intent[span], paths.emission[span])
+                orders[i] = np.argsort(-rows[i], kind="stable")[:k]
+                # The best is a candidate: the others score no better than the worst.
+                chosen[i] += np.flatnonzero(items.intent[span] == orders[i][0])[0]
+            decoded = np.flatnonzero(n_items > 0)
+            self._chosen_tags(
+                chosen[decoded], decoded, paths.tags, emissions, items, tag_ids, shares
+            )
         out: list[Parse] = []
         for i, text in enumerate(texts):
-            tokens = tokenize(text)
-            firsts = first_subwords(tokens, offsets[i]) if tokens else []
-            row = probabilities[i]
-            tags: list[str] = []
-            confidences: list[float] = []
-            if firsts:
-                candidates = np.argsort(-row, kind="stable")[:n_candidates]
-                # Intents the network all but rules out are not worth a path each (those at
-                # least this probable are a prefix; the top intent is always kept).
-                likely = int((row[candidates] >= JOINT_MIN_PROBABILITY).sum())
-                candidates = candidates[: max(1, likely)]
-                heads, lattices, paths, scores = self._paths(firsts, slot_logp[i], candidates)
-                c = 0
-                if len(candidates) > 1:
-                    steps = np.arange(len(heads))
-                    path_scores = scores[np.arange(len(candidates))[:, None], steps, paths]
-                    row = self._joint(row, candidates, path_scores.sum(axis=1))
-                    # The best is a candidate: the others score no better than the worst.
-                    c = int(np.flatnonzero(candidates == int(np.argmax(row)))[0])
-                width = len(lattices[c].cols)
-                tags, confidences = self._word_tags(
-                    firsts, heads, lattices[c].cols, paths[c], scores[c, :, :width]
-                )
-            order = np.argsort(-row, kind="stable")[:k]
-            ranking = tuple(IntentScore(self.intents[j], float(row[j])) for j in order)
+            row = rows[i]
+            ranking = tuple(IntentScore(self.intents[j], float(row[j])) for j in orders[i])
             top = ranking[0]
+            tags, confidences = self._word_tags(words[i], tag_ids[i], shares[i])
             out.append(
                 Parse(
                     text=text,
                     intent=top.intent if top.confidence >= self.threshold else None,
                     confidence=top.confidence,
                     ranking=ranking,
-                    slots=spans_from_tags(text, tokens, tags, confidences),
+                    slots=spans_from_tags(text, words[i].tokens, tags, confidences),
                     domain=self.domains.get(top.intent),
                     locale=self.locale,
                 )
             )
         return out
+
+    def _items(
+        self,
+        probabilities: npt.NDArray[np.float64],
+        ranked: npt.NDArray[np.int64],
+        n_heads: npt.NDArray[np.int64],
+    ) -> _Items:
+        """The items of texts with ``n_heads`` head words: each text's most likely intent
+        and, with joint decoding, the next ones among `JOINT_CANDIDATES` (``ranked``: the
+        intents by probability) at least `JOINT_MIN_PROBABILITY` probable."""
+        joint = self.joint_weight > 0 and self.allowed is not None
+        candidates = ranked[:, : JOINT_CANDIDATES if joint else 1]
+        # Those at least this probable are a prefix; the top intent is always kept.
+        keep = np.take_along_axis(probabilities, candidates, axis=1) >= JOINT_MIN_PROBABILITY
+        keep[:, 0] = True
+        keep &= (n_heads > 0)[:, None]
+        text, rank = np.nonzero(keep)  # a text's items are adjacent, best first
+        lengths = n_heads[text]
+        first_row = np.cumsum(lengths) - lengths
+        of_row = np.repeat(np.arange(len(text)), lengths)
+        position = np.arange(len(of_row)) - first_row[of_row]
+        return _Items(text, candidates[text, rank], lengths, first_row, of_row, position)
+
+    def _emissions(
+        self,
+        slot_logits: npt.NDArray[np.float32],
+        words: Sequence[_Words],
+        n_heads: npt.NDArray[np.int64],
+        items: _Items,
+    ) -> npt.NDArray[np.float64]:
+        """Each item's tag scores at each of its rows, ``[rows, tags]``: the head word's
+        first sub-word's log-probabilities plus the item intent's costs (`_costs`)."""
+        text_of_head = np.repeat(np.arange(len(words)), n_heads)
+        pieces = np.array([j for w in words for j in w.pieces], dtype=np.int64)
+        heads = log_softmax(slot_logits[text_of_head, np.maximum(pieces, 0)])
+        missing = pieces < 0
+        preferred = None
+        if self.allowed is not None and not math.isinf(self.unseen_penalty):
+            preferred = np.zeros((len(words), len(self.tags)), dtype=bool)
+            best = heads[~missing].argmax(axis=1)
+            owner = text_of_head[~missing]
+            preferred[owner, best] = True
+            preferred[owner, self._begin[best]] = True
+        first_head = np.cumsum(n_heads) - n_heads
+        head_of_row = first_head[items.text][items.of_row] + items.position_of_row
+        costs = self._costs(items.intent, items.text, preferred)
+        emissions = heads[head_of_row] + costs[items.of_row]
+        emissions[missing[head_of_row]] = self._empty
+        return emissions
+
+    def _chosen_tags(
+        self,
+        items: npt.NDArray[np.int64],
+        texts: npt.NDArray[np.int64],
+        paths: npt.NDArray[np.int64],
+        emissions: npt.NDArray[np.float64],
+        layout: _Items,
+        tag_ids: list[list[int]],
+        shares: list[list[float]],
+    ) -> None:
+        """Fill ``tag_ids[text]`` and ``shares[text]`` with the path of the item chosen for
+        each text (``items[j]`` for ``texts[j]``, rows as in ``layout``): its head words' tag
+        ids and each tag's probability among the tags the item's intent allows."""
+        n = layout.lengths[items]
+        ends = np.cumsum(n)
+        positions = np.arange(ends[-1]) - np.repeat(ends - n, n)
+        rows = np.repeat(layout.first_row[items], n) + positions
+        ids = paths[np.repeat(items, n), positions]
+        scores = emissions[rows]
+        peak = scores.max(axis=1)
+        share = np.exp(scores[np.arange(len(rows)), ids] - peak)
+        share /= np.exp(scores - peak[:, None]).sum(axis=1)
+        id_list, share_list = ids.tolist(), share.tolist()
+        for text, end, count in zip(texts.tolist(), ends.tolist(), n.tolist(), strict=True):
+            tag_ids[text] = id_list[end - count : end]
+            shares[text] = share_list[end - count : end]
+
+    def _word_tags(
+        self, words: _Words, path: Sequence[int], shares: Sequence[float]
+    ) -> tuple[list[str], list[float]]:
+        """BIO tags and confidences of ``words`` from their heads' ``path`` (tag ids) and
+        the chosen tags' ``shares`` (see `decode`)."""
+        heads = len(words.heads)
+        tags: list[str] = []
+        out: list[float] = []
+        row = -1
+        for w in range(len(words.firsts)):
+            if row + 1 < heads and words.heads[row + 1] == w:
+                row += 1
+                tags.append(self.tags[path[row]])
+            else:
+                tags.append("O" if tags[-1] == "O" else "I-" + tags[-1][2:])
+            out.append(shares[row])
+        return tags, out
 
 
 def shortest_first(ids: Sequence[Sequence[int]], size: int) -> Iterator[list[int]]:
