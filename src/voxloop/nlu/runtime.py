@@ -63,8 +63,8 @@ JOINT_CANDIDATES = 3
 JOINT_MIN_PROBABILITY = 0.01
 """Only intents at least this probable are rescored (most texts then need one path)."""
 BEAM = 6
-"""Tags per word the Viterbi weighs first (`Decoder._best_paths`: an answer it cannot prove
-best is found again over all tags)."""
+"""Tags per word the Viterbi weighs when each word's single best tag does not make a path
+that is provably the best (`Decoder._best_paths`; wider where this one cannot either)."""
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -134,14 +134,18 @@ def beam_viterbi(
     m, n, k = scores.shape
     best = scores[:, 0] + start[tags[:, 0]]
     back = np.zeros((m, n, k), dtype=np.int64)
+    steps = transitions[tags[:, :-1, :, None], tags[:, 1:, None, :]]  # [m, n - 1, k, k]
+    ragged = bool((lengths < n).any())
     stay = np.arange(k)
     for i in range(1, n):
-        candidates = best[:, :, None] + transitions[tags[:, i - 1, :, None], tags[:, i, None, :]]
+        candidates = best[:, :, None] + steps[:, i - 1]
         pointer = candidates.argmax(axis=1)
-        value = np.take_along_axis(candidates, pointer[:, None, :], axis=1)[:, 0] + scores[:, i]
-        active = (i < lengths)[:, None]
-        best = np.where(active, value, best)
-        back[:, i] = np.where(active, pointer, stay)
+        value = candidates.max(axis=1) + scores[:, i]
+        if ragged:  # a sequence that has ended keeps its scores and points to itself
+            active = (i < lengths)[:, None]
+            value = np.where(active, value, best)
+            pointer = np.where(active, pointer, stay)
+        best, back[:, i] = value, pointer
     choice = np.zeros((m, n), dtype=np.int64)
     choice[:, -1] = best.argmax(axis=1)
     rows = np.arange(m)
@@ -339,17 +343,36 @@ class Decoder:
         ``emissions`` (``[rows, all tags]``) being position ``position_of_row[r]`` of item
         ``item_of_row[r]``."""
         m, n, k = len(lengths), int(lengths.max()), tags.shape[1]
-        scores = np.full((m, n, k), -np.inf)
-        scores[item_of_row, position_of_row] = np.take_along_axis(emissions, tags, axis=1)
-        ids = np.zeros((m, n, k), dtype=np.int64)
-        ids[item_of_row, position_of_row] = tags
+        values = emissions[np.arange(len(tags))[:, None], tags]
+        if len(tags) == m * n:  # all of one length: the rows are the items' positions
+            scores, ids = values.reshape(m, n, k), tags.reshape(m, n, k)
+        else:
+            scores = np.full((m, n, k), -np.inf)
+            scores[item_of_row, position_of_row] = values
+            ids = np.zeros((m, n, k), dtype=np.int64)
+            ids[item_of_row, position_of_row] = tags
         choice, total = beam_viterbi(scores, ids, lengths, self._transitions, self._start)
-        chosen = np.take_along_axis(scores, choice[:, :, None], axis=2)[:, :, 0]
+        at = np.arange(m)[:, None], np.arange(n), choice
         inside = np.arange(n) < lengths[:, None]
+        return _Paths(ids[at], np.where(inside, scores[at], 0.0).sum(axis=1), total)
+
+    def _greedy(
+        self, emissions: npt.NDArray[np.float64], reach: npt.NDArray[np.float64], items: _Items
+    ) -> _Paths:
+        """Each position's tag of highest ``reach`` as a path (a beam of one, no search)."""
+        best = reach.argmax(axis=1)
+        chosen = emissions[np.arange(len(best)), best]
+        entry = np.where(
+            items.position_of_row == 0,
+            self._start[best],
+            self._transitions[np.concatenate((best[:1], best[:-1])), best],
+        )
+        tags = np.zeros((len(items.lengths), int(items.lengths.max())), dtype=np.int64)
+        tags[items.of_row, items.position_of_row] = best
         return _Paths(
-            np.take_along_axis(ids, choice[:, :, None], axis=2)[:, :, 0],
-            np.where(inside, chosen, 0.0).sum(axis=1),
-            total,
+            tags,
+            np.add.reduceat(chosen, items.first_row),
+            np.add.reduceat(chosen + entry, items.first_row),
         )
 
     def _best_paths(self, emissions: npt.NDArray[np.float64], items: _Items) -> _Paths:
@@ -357,29 +380,32 @@ class Decoder:
 
         A path scores each position's tag plus the start or transition into it; call the
         most a tag can get that way (its score plus its start score, or plus the best
-        transition from any tag) its reach. Each position first weighs only the `BEAM`
-        tags of highest reach. A path scoring at least as much as the path found must,
+        transition from any tag) its reach. The first guess takes each position's tag of
+        highest reach (`_greedy`). A path scoring at least as much as the path found must,
         at each position, use a tag whose reach is at least that score minus the best
-        reach of every other position; the items where such tags fall outside the beam
-        are decoded again with a wider one (at most 4x, up to all tags), until none
-        does. So the beam changes the time taken, never the answer."""
+        reach of every other position; the items where such tags fall outside the tags
+        searched are searched again over more: `BEAM` per position, then up to 4x as
+        many each time, up to all tags, until none does. So the beam changes the time
+        taken, never the answer."""
         width = emissions.shape[1]
         item_of_row, position_of_row, lengths = items.of_row, items.position_of_row, items.lengths
         first = (position_of_row == 0)[:, None]
         reach = emissions + np.where(first, self._start, self._best_entry)
         peak = reach.max(axis=1)
-        k = min(BEAM, width)
-        paths = self._viterbi(emissions, _top(reach, k), item_of_row, position_of_row, lengths)
+        paths = self._greedy(emissions, reach, items)
         ceiling = np.add.reduceat(peak, items.first_row)
+        k = 1
         rows = np.arange(len(item_of_row))
         while k < width:
             need = (paths.total - ceiling)[item_of_row[rows]] + peak[rows]
             wanted = (reach[rows] >= need[:, None]).sum(axis=1)  # all: no path was found
-            todo = np.unique(item_of_row[rows][wanted > k])
-            if not len(todo):
+            short = wanted > k
+            if not short.any():
                 break
-            keep = np.isin(item_of_row[rows], todo)
-            rows, k = rows[keep], min(int(wanted[keep].max()), 4 * k, width)
+            again = np.zeros(len(lengths), dtype=bool)
+            again[item_of_row[rows][short]] = True
+            todo, keep = np.flatnonzero(again), again[item_of_row[rows]]
+            rows, k = rows[keep], min(int(wanted[keep].max()), max(4 * k, BEAM), width)
             redone = self._viterbi(
                 emissions[rows],
                 _top(reach[rows], k),
@@ -479,7 +505,7 @@ class Decoder:
         joint = self.joint_weight > 0 and self.allowed is not None
         candidates = ranked[:, : JOINT_CANDIDATES if joint else 1]
         # Those at least this probable are a prefix; the top intent is always kept.
-        keep = np.take_along_axis(probabilities, candidates, axis=1) >= JOINT_MIN_PROBABILITY
+        keep = probabilities[np.arange(len(ranked))[:, None], candidates] >= JOINT_MIN_PROBABILITY
         keep[:, 0] = True
         keep &= (n_heads > 0)[:, None]
         text, rank = np.nonzero(keep)  # a text's items are adjacent, best first
