@@ -389,8 +389,9 @@ class Decoder:
         taken, never the answer."""
         width = emissions.shape[1]
         item_of_row, position_of_row, lengths = items.of_row, items.position_of_row, items.lengths
-        first = (position_of_row == 0)[:, None]
-        reach = emissions + np.where(first, self._start, self._best_entry)
+        reach = emissions + self._best_entry
+        first = items.first_row
+        reach[first] += self._start - self._best_entry  # a first word has a start, no entry
         peak = reach.max(axis=1)
         paths = self._greedy(emissions, reach, items)
         ceiling = np.add.reduceat(peak, items.first_row)
