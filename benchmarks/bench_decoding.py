@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
-import json
 import math
 import statistics
 import subprocess
@@ -76,34 +75,6 @@ def same(a: Parse, b: Parse) -> bool:
     return all(np.allclose(x, y, rtol=1e-9, atol=1e-12) for x, y in (ranks, slots))
 
 
-def decoder_options(decoder: Any, model: Path) -> dict[str, Any]:
-    """The constructor arguments of a loaded model's decoder (labels and calibration)."""
-    labels = json.loads((model / runtime.LABELS_FILE).read_text("utf-8"))
-    calibration = json.loads((model / "manifest.json").read_text("utf-8"))["calibration"]
-    n_intents, n_tags = len(labels["intents"]), len(labels["tags"])
-    allowed = labels.get("allowed")
-    bigrams = labels.get("bigrams")
-    return {
-        "intents": decoder.intents,
-        "tags": decoder.tags,
-        "allowed": None if allowed is None else np.array(allowed, bool).reshape(n_intents, n_tags),
-        "temperature": decoder.temperature,
-        "threshold": decoder.threshold,
-        "domains": decoder.domains,
-        "locale": decoder.locale,
-        "ranking_size": decoder.ranking_size,
-        "bigrams": None
-        if bigrams is None
-        else (
-            np.array(bigrams["transitions"]).reshape(n_tags, n_tags),
-            np.array(bigrams["start"]).reshape(n_tags),
-        ),
-        "bigram_weight": float(calibration.get("bigram_weight", 0.0)),
-        "joint_weight": float(calibration.get("joint_weight", 0.0)),
-        "unseen_penalty": runtime.unseen_penalty(calibration),
-    }
-
-
 def decode_all(decoder: Any, texts: list[str], outputs: tuple[Any, ...], batch: int) -> list[Parse]:
     offsets, intents, slots, rows = outputs
     out: list[Parse] = []
@@ -134,8 +105,8 @@ def main() -> int:
             for i, r in enumerate(rows):
                 slots[i, : len(r)] = r
             outputs = (offsets, intents, slots, rows)
-            options = decoder_options(parser.decoder_, model)
-            decoders = {"now": runtime.Decoder(**options)}
+            options = parser.decoder_.options
+            decoders = {"now": parser.decoder_}
             if then is not None:
                 decoders["then"] = then.Decoder(**options)
             times: dict[tuple[str, int], list[float]] = {}
@@ -163,7 +134,7 @@ def main() -> int:
             for changes in grid:
                 both = {**options, **changes}
                 a = decode_all(then.Decoder(**both), texts, outputs, 256)
-                b = decode_all(runtime.Decoder(**both), texts, outputs, 256)
+                b = decode_all(parser.decoder_.replace(**changes), texts, outputs, 256)
                 differ = sum(not same(x, y) for x, y in zip(a, b, strict=True))
                 print(f"  {changes or 'model weights'}: {differ} of {len(texts)} parses differ")
     return 0

@@ -24,7 +24,7 @@ from bench_classical import CORPORA  # noqa: E402
 
 from voxloop.data import load_corpus  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
-from voxloop.nlu.runtime import Decoder, OnnxParser, tag_bigrams  # noqa: E402
+from voxloop.nlu.runtime import OnnxParser, tag_bigrams  # noqa: E402
 from voxloop.nlu.slot_tagger import bio_tags  # noqa: E402
 from voxloop.nlu.tokenize import tokenize  # noqa: E402
 
@@ -68,15 +68,8 @@ def main() -> None:
         ]
         for bigram_weight, joint_weight, penalty in grid:
             for threshold in sorted({saved.threshold, 0.0}, reverse=True):
-                decoder = Decoder(
-                    intents=saved.intents,
-                    tags=saved.tags,
-                    allowed=saved.allowed,
-                    temperature=saved.temperature,
+                decoder = saved.replace(
                     threshold=threshold,
-                    domains=saved.domains,
-                    locale=saved.locale,
-                    ranking_size=saved.ranking_size,
                     bigrams=bigrams,
                     bigram_weight=bigram_weight,
                     joint_weight=joint_weight,

@@ -232,3 +232,10 @@ def test_a_batch_decodes_each_text_as_it_would_alone() -> None:
     ]
     assert together == alone
     assert together[2].slots == () and together[2].intent is not None
+
+
+def test_replace_changes_only_the_given_arguments() -> None:
+    decoder = _decoder(locale="en-US", unseen_penalty=2.0)
+    other = decoder.replace(bigram_weight=0.5)
+    assert other.options == {**decoder.options, "bigram_weight": 0.5}
+    assert other.locale == "en-US" and other.unseen_penalty == 2.0

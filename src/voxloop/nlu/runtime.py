@@ -262,6 +262,21 @@ class Decoder:
     ) -> None:
         if not unseen_penalty >= 0:
             raise ModelFormatError(f"unseen_penalty must be >= 0, not {unseen_penalty!r}")
+        self.options: dict[str, Any] = {
+            "intents": intents,
+            "tags": tags,
+            "allowed": allowed,
+            "temperature": temperature,
+            "threshold": threshold,
+            "domains": domains,
+            "locale": locale,
+            "ranking_size": ranking_size,
+            "bigrams": bigrams,
+            "bigram_weight": bigram_weight,
+            "joint_weight": joint_weight,
+            "unseen_penalty": unseen_penalty,
+        }
+        """The arguments this decoder was made with (see `replace`)."""
         self.intents = list(intents)
         self.tags = list(tags)
         # A tag whose label an intent was never seen with in training: forbidden with that
@@ -301,6 +316,10 @@ class Decoder:
         )
         self._empty = np.full(n, -np.inf)
         self._empty[outside] = 0.0  # a word without sub-words: "O"
+
+    def replace(self, **changes: Any) -> Decoder:
+        """A decoder made with this one's arguments but for ``changes`` (e.g. other weights)."""
+        return Decoder(**{**self.options, **changes})
 
     def _words(self, text: str, offsets: Sequence[tuple[int, int]]) -> _Words:
         """The words of ``text`` and their sub-words (``offsets``: the sub-words').
@@ -390,8 +409,7 @@ class Decoder:
         width = emissions.shape[1]
         item_of_row, position_of_row, lengths = items.of_row, items.position_of_row, items.lengths
         reach = emissions + self._best_entry
-        first = items.first_row
-        reach[first] += self._start - self._best_entry  # a first word has a start, no entry
+        reach[items.first_row] += self._start - self._best_entry  # a first word: no entry
         peak = reach.max(axis=1)
         paths = self._greedy(emissions, reach, items)
         ceiling = np.add.reduceat(peak, items.first_row)
