@@ -3,8 +3,9 @@
 Every KPI is one ``.sql`` file in ``voxloop/log/kpi/`` that DuckDB and Spark SQL run alike
 (the common subset: ``CASE``, ``COALESCE``, ``NULLIF``, ``CAST``, ``LEAD``/``ROW_NUMBER``/
 ``DENSE_RANK``/``SUM OVER``, ``SUBSTRING``/``LOWER``/``CONCAT``/``LENGTH``, ``CEIL``, joins).
-First ``rephrase_candidates.sql`` keeps the turns whose user spoke again within the
-rephrase window (a ``LEAD`` window, linear in the log), then ``turn_facts.sql`` computes
+First ``texts.sql`` numbers the distinct utterance texts, ``rephrase_candidates.sql`` keeps
+the turns whose user spoke again within the rephrase window (a ``LEAD`` window, linear in
+the log), then ``turn_facts.sql`` computes
 one row per turn with every signal as a 0/1 column (the definitions are in that file;
 trigram similarity only for the distinct text pairs of the candidates), then each KPI is a
 ``GROUP BY`` over it:
@@ -83,7 +84,7 @@ KPI_TABLES = (
     "friction_examples",
 )
 # Tables materialised, in order, before the KPIs (each KPI is a GROUP BY over turn_facts).
-STAGES = ("rephrase_candidates", "turn_facts")
+STAGES = ("texts", "rephrase_candidates", "turn_facts")
 # Columns of turn_facts one can slice by (--by).
 SLICE_COLUMNS = (
     "domain",
@@ -257,7 +258,7 @@ def compute_kpis(
 
 
 def materialize_facts(engine: Engine, options: KpiOptions) -> None:
-    """Materialise the stages every KPI reads (``rephrase_candidates``, then
+    """Materialise the stages every KPI reads (``texts``, ``rephrase_candidates``, then
     ``turn_facts``) on ``engine``."""
     for stage in STAGES:
         engine.materialize(stage, kpi_sql(stage, options))

@@ -1,23 +1,18 @@
 -- rephrase_candidates: the pre-filter of the rephrase detector, materialised before
 -- turn_facts. A turn is a candidate only when the same user's NEXT turn (LEAD over the
 -- user's turns in time order: a window, not a self-join, so linear in the log) came
--- within ${window_s} s. Texts are lower-cased, padded with one space each side and cut
--- to their first ${max_chars} characters (a, b), ready for the trigram comparison.
+-- within ${window_s} s. a_id and b_id are the ids in texts.sql of the two texts.
 WITH seq AS (
   SELECT
-    turn_id,
-    ts_us,
-    text,
-    LEAD(ts_us) OVER (PARTITION BY user_id ORDER BY ts_us, turn_id) AS next_ts_us,
-    LEAD(text) OVER (PARTITION BY user_id ORDER BY ts_us, turn_id) AS next_text
-  FROM turns
-  WHERE user_id IS NOT NULL
+    t.turn_id,
+    t.ts_us,
+    x.id AS a_id,
+    LEAD(t.ts_us) OVER (PARTITION BY t.user_id ORDER BY t.ts_us, t.turn_id) AS next_ts_us,
+    LEAD(x.id) OVER (PARTITION BY t.user_id ORDER BY t.ts_us, t.turn_id) AS b_id
+  FROM turns t
+  JOIN texts x ON x.text = t.text
+  WHERE t.user_id IS NOT NULL
 )
-SELECT
-  turn_id,
-  next_ts_us - ts_us AS gap_us,
-  next_text,
-  SUBSTRING(CONCAT(' ', LOWER(text), ' '), 1, ${max_chars}) AS a,
-  SUBSTRING(CONCAT(' ', LOWER(next_text), ' '), 1, ${max_chars}) AS b
+SELECT turn_id, next_ts_us - ts_us AS gap_us, a_id, b_id
 FROM seq
 WHERE next_ts_us IS NOT NULL AND next_ts_us - ts_us <= ${window_us}

@@ -15,31 +15,21 @@
 -- barge_in, abandoned, negative_feedback  from the feedback (see turns_with_feedback.sql)
 -- defect          not_recognized OR rephrased OR barge_in OR abandoned OR negative_feedback
 --
--- Candidates (rephrase_candidates.sql, materialised first): turns whose same user spoke
--- again within ${window_s} s.
+-- Candidates (rephrase_candidates.sql, materialised first, after texts.sql): turns whose
+-- same user spoke again within ${window_s} s, with the integer ids of both texts.
 --
 -- Trigrams without a UDF: _trigram_positions holds (len, i) for every start position i
--- of a trigram in a string of length len, so an equi-join on len = LENGTH(text) explodes
--- a text into SUBSTRING(text, i, 3) for i = 1 .. len - 2, in DuckDB and Spark alike.
+-- of a trigram in a string of length len, so an equi-join on len = LENGTH(s) explodes
+-- a text into SUBSTRING(s, i, 3) for i = 1 .. len - 2, in DuckDB and Spark alike.
 -- Similarity is computed once per DISTINCT (text, next text) pair of the candidates,
 -- not once per turn: assistant traffic repeats the same utterances, so distinct pairs are
--- far fewer than candidate turns. Texts and trigrams get integer ids at once (every later
--- join and group key is an integer, never a text).
+-- far fewer than candidate turns. Trigrams get integer ids too (every later join and group
+-- key is an integer, never a text).
 -- |A n B| counts the trigrams of text a found among those of text b: each (text, trigram)
 -- is one BIGINT key (text id * 2^32 + trigram id), so the lookup is a two-way equi-join
 -- that no planner can reorder into a trigram-to-trigram join across all texts (which
 -- explodes), and no large COUNT(DISTINCT) is needed.
-WITH texts AS (
-  SELECT s, DENSE_RANK() OVER (ORDER BY s) AS id
-  FROM (SELECT a AS s FROM rephrase_candidates UNION SELECT b AS s FROM rephrase_candidates) u
-),
-candidates AS (
-  SELECT c.turn_id, c.gap_us, c.next_text, ta.id AS a_id, tb.id AS b_id
-  FROM rephrase_candidates c
-  JOIN texts ta ON ta.s = c.a
-  JOIN texts tb ON tb.s = c.b
-),
-text_pairs AS (SELECT DISTINCT a_id, b_id FROM candidates),
+WITH text_pairs AS (SELECT DISTINCT a_id, b_id FROM rephrase_candidates),
 text_grams AS (
   SELECT DISTINCT t.id, SUBSTRING(t.s, g.i, 3) AS gram
   FROM texts t JOIN _trigram_positions g ON g.len = LENGTH(t.s)
@@ -74,8 +64,9 @@ text_similarity AS (
   LEFT JOIN shared s ON s.a_id = p.a_id AND s.b_id = p.b_id
 ),
 similarity AS (
-  SELECT c.turn_id, c.gap_us, c.next_text, ts.similarity
-  FROM candidates c
+  SELECT c.turn_id, c.gap_us, n.text AS next_text, ts.similarity
+  FROM rephrase_candidates c
+  JOIN texts n ON n.id = c.b_id
   LEFT JOIN text_similarity ts ON ts.a_id = c.a_id AND ts.b_id = c.b_id
 ),
 flagged AS (
