@@ -10,6 +10,7 @@ joined by ``+``; ``baseline`` changes nothing. The baseline is also
     python benchmarks/probe_transformer.py
     python benchmarks/probe_transformer.py --corpus snips --probes baseline,slot_loss_weight=2.0
     python benchmarks/probe_transformer.py --probes max_epochs=12+patience=2
+    python benchmarks/probe_transformer.py --corpus hwu64 --probes seed=1,seed=2
 """
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ def main() -> int:
     corpus = load_corpus(CORPORA[args.corpus])
     train, dev, test = corpus.split("train"), corpus.splits.get("dev"), corpus.split("test")
     for probe in args.probes.split(","):
-        settings: dict[str, Any] = {"max_epochs": args.max_epochs}
+        settings: dict[str, Any] = {"max_epochs": args.max_epochs, "seed": 0}
         for item in probe.split("+"):
             if item != "baseline":
                 key, _, text = item.partition("=")
                 settings[key] = value(text)
         started = time.perf_counter()
-        parser = TransformerParser(threads=2, seed=0, progress=False, **settings).fit(train, dev)
+        parser = TransformerParser(threads=2, progress=False, **settings).fit(train, dev)
         best = max(parser.history_, key=lambda h: h["dev_exact_match"])
         result = evaluate(test, parser.parse([u.text for u in test]))
         row = {
