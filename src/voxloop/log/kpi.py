@@ -5,10 +5,9 @@ Every KPI is one ``.sql`` file in ``voxloop/log/kpi/`` that DuckDB and Spark SQL
 ``DENSE_RANK``/``SUM OVER``, ``SUBSTRING``/``LOWER``/``CONCAT``/``LENGTH``, ``CEIL``, joins).
 First ``texts.sql`` numbers the distinct utterance texts, ``rephrase_candidates.sql`` keeps
 the turns whose user spoke again within the rephrase window (a ``LEAD`` window, linear in
-the log), then ``turn_facts.sql`` computes
-one row per turn with every signal as a 0/1 column (the definitions are in that file;
-trigram similarity only for the distinct text pairs of the candidates), then each KPI is a
-``GROUP BY`` over it:
+the log), then ``turn_facts.sql`` computes one row per turn with every signal as a 0/1
+column (the definitions are in that file; trigram similarity only for the distinct text
+pairs of the candidates), then each KPI is a ``GROUP BY`` over it:
 
 ===================  ======================================================================
 table                what
