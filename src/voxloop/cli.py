@@ -85,6 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             layers=args.layers,
             freeze_layers=args.freeze_layers,
             max_epochs=args.epochs,
+            refit=args.refit,
         )
         parser.fit(train, dev)  # shows its own progress bar per epoch
     else:
@@ -283,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=5,
         help="transformer: at most this many epochs (early stopping on dev; default 5)",
+    )
+    train.add_argument(
+        "--refit",
+        action="store_true",
+        help="transformer, no dev split: after early stopping on a held-out tenth of train, "
+        "train again on all of it for the chosen number of epochs",
     )
     train.add_argument("--version", help="model version name (default: the directory name)")
     train.add_argument("--seed", type=int, default=0)

@@ -7,8 +7,10 @@ runs in a few minutes on 2 cores; the accuracy targets are the benchmark's busin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import random
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,7 @@ from voxloop.nlu.transformer import (  # noqa: E402
     TransformerParser,
     choose_threshold,
     fit_temperature,
+    holdout_split,
 )
 from voxloop.schema import Utterance  # noqa: E402
 
@@ -112,6 +115,28 @@ def test_progress_stages_are_reported(snips: dict[str, Sequence[Utterance]]) -> 
         snips["train"][:30], on_stage=stages.append
     )
     assert stages == ["epoch 1", "calibration", "export"]
+
+
+def test_refit_trains_again_on_the_held_out_part_too(
+    snips: dict[str, Sequence[Utterance]], tmp_path: Path
+) -> None:
+    train = list(snips["train"][:200])
+    # The one utterance of a rare intent sits where the seed-0 split holds it out.
+    dev, _ = holdout_split(train, 0.1, 1000, random.Random(0))
+    position = next(i for i, u in enumerate(train) if u is dev[0])
+    train[position] = dataclasses.replace(dev[0], intent="RareIntent", slots=())
+    stages: list[str] = []
+    parser = TransformerParser(max_epochs=1, threads=2, progress=False, refit=True).fit(
+        train, on_stage=stages.append
+    )
+    assert stages == ["epoch 1", "calibration", "refit epoch 1", "export"]
+    assert "RareIntent" in parser.intents_  # seen only in the refit
+    assert parser.calibration_["dev_size"] == 20  # calibrated on the held-out tenth
+    assert parser.refit_["epochs"] == 1 and parser.refit_["train_size"] == 200
+    parser.save(tmp_path / "model")
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["refit"]["train_size"] == 200
+    assert "RareIntent" in manifest["intents"]
 
 
 # --- export ---------------------------------------------------------------------------

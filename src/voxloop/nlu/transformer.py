@@ -211,6 +211,17 @@ def _build_model(
     return JointModel()
 
 
+def holdout_split(
+    train: Sequence[Utterance], fraction: float, max_dev: int, rng: random.Random
+) -> tuple[list[Utterance], list[Utterance]]:
+    """A random ``fraction`` of ``train`` (at least 1, at most ``max_dev``) held out as dev:
+    ``(dev, rest)``."""
+    shuffled = list(train)
+    rng.shuffle(shuffled)
+    n_dev = min(max_dev, max(1, int(len(train) * fraction)))
+    return shuffled[:n_dev], shuffled[n_dev:]
+
+
 def fit_temperature(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> float:
     """The temperature ``T`` minimising the NLL of ``softmax(logits / T)`` on ``labels``."""
     from scipy.optimize import minimize_scalar
@@ -258,7 +269,10 @@ class TransformerParser:
     ``max_epochs``/``patience``: early stopping on dev exact match; ``min_steps`` adds
     epochs on small data sets until that many optimiser steps are taken.
     ``dev_fraction``: held out of train for early stopping and calibration when no dev
-    set is given (at most ``max_dev`` utterances).
+    set is given (at most ``max_dev`` utterances). ``refit``: after that, train again on
+    all of train for the number of epochs early stopping chose, keeping the calibration
+    (temperature, decoding weights, threshold) chosen on the held-out part — the protocol
+    of corpora without a dev split, which publish figures trained on the whole train fold.
     ``precision``: the ONNX file the trained parser parses with (``int8`` or ``fp32``).
     ``inference_batch_size``: texts per onnxruntime call (saved with the model).
     ``encoder``: ``minilm`` (English) or ``e5-small`` (multilingual, `voxloop.nlu.e5`);
@@ -307,6 +321,7 @@ class TransformerParser:
         constrain_slots: bool = True,
         dev_fraction: float = 0.1,
         max_dev: int = 1000,
+        refit: bool = False,
         threshold: float | None = None,
         max_rejection: float = 0.01,
         ranking_size: int = 10,
@@ -339,6 +354,7 @@ class TransformerParser:
         self.constrain_slots = constrain_slots
         self.dev_fraction = dev_fraction
         self.max_dev = max_dev
+        self.refit = refit
         self.threshold = threshold
         self.max_rejection = max_rejection
         self.ranking_size = ranking_size
@@ -365,6 +381,7 @@ class TransformerParser:
         self._curve_seconds = 0.0
         self.export_diff_: float | None = None
         self.training_seconds_: float = 0.0
+        self.refit_: dict[str, Any] = {}
         self.encoder_description_: str = ""
         self.vocabulary_size_: int = 0
         self.model_: Any = None
@@ -450,17 +467,49 @@ class TransformerParser:
         on_stage: Callable[[str], object] | None,
         vocabulary_texts: Sequence[str] = (),
     ) -> None:
-        from tqdm.auto import tqdm
-
         rng = random.Random(self.seed)
         torch.manual_seed(self.seed)
-        if dev is None and self.dev_fraction > 0 and len(train) >= _MIN_TRAIN_FOR_HOLDOUT:
-            shuffled = train[:]
-            rng.shuffle(shuffled)
-            n_dev = min(self.max_dev, max(1, int(len(train) * self.dev_fraction)))
-            dev, train = shuffled[:n_dev], shuffled[n_dev:]
+        everything = train
+        held_out = dev is None and self.dev_fraction > 0 and len(train) >= _MIN_TRAIN_FOR_HOLDOUT
+        if held_out:
+            dev, train = holdout_split(train, self.dev_fraction, self.max_dev, rng)
         dev = [u for u in dev or () if u.intent is not None] or None
 
+        tokenizer, examples = self._setup(torch, train, vocabulary_texts)
+        epochs = self._epochs(len(examples))
+        best_epoch = self._train(torch, tokenizer, examples, rng, epochs, epochs, dev, on_stage)
+        self._calibrate(torch, tokenizer, dev)
+        if on_stage is not None:
+            on_stage("calibration")
+        self.refit_ = {}
+        if self.refit and held_out:
+            # The epoch count and the calibration chosen on the held-out part stay; the
+            # network is trained again, from the same seed, on all of train.
+            started = time.perf_counter()
+            history, curve = self.history_, self.curve_
+            rng = random.Random(self.seed)
+            torch.manual_seed(self.seed)
+            tokenizer, examples = self._setup(torch, everything, vocabulary_texts)
+            epochs = self._epochs(len(examples))
+            self._train(
+                torch, tokenizer, examples, rng, epochs, best_epoch, None, on_stage, "refit epoch"
+            )
+            self.history_, self.curve_ = history, curve
+            self.refit_ = {
+                "epochs": best_epoch,
+                "train_size": len(everything),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        assert self._workdir is not None
+        self._export(torch, Path(self._workdir.name), [u.text for u in dev or everything])
+        if on_stage is not None:
+            on_stage("export")
+
+    def _setup(
+        self, torch: Any, train: list[Utterance], vocabulary_texts: Sequence[str]
+    ) -> tuple[Any, list[_Example]]:
+        """Labels, decoding statistics, tokenizer (in a new work directory) and the
+        untrained network (``model_``) for ``train``; returns the tokenizer and examples."""
         self.intents_ = sorted({u.intent or "" for u in train})
         labels = {"O"}
         seen: dict[str, set[str]] = {i: set() for i in self.intents_}
@@ -496,8 +545,6 @@ class TransformerParser:
         self.max_length_ = max(len(e.ids) for e in examples)
         tokenizer.enable_truncation(self.max_length_)
         examples = self._examples(tokenizer, train)
-        dev_texts = [u.text for u in dev] if dev else []
-        dev_offsets = [e.offsets for e in tokenizer.encode_batch(dev_texts)] if dev else []
 
         model = _build_model(
             torch,
@@ -516,6 +563,33 @@ class TransformerParser:
             model.encoder.embeddings.requires_grad_(False)
             for layer in model.encoder.encoder.layer[: self.freeze_layers]:
                 layer.requires_grad_(False)
+        return tokenizer, examples
+
+    def _epochs(self, n_examples: int) -> int:
+        """Epochs the learning-rate schedule spans: ``max_epochs``, or more for
+        ``min_steps``."""
+        steps_per_epoch = math.ceil(n_examples / self.batch_size)
+        return max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
+
+    def _train(
+        self,
+        torch: Any,
+        tokenizer: Any,
+        examples: list[_Example],
+        rng: random.Random,
+        epochs: int,
+        stop_after: int,
+        dev: list[Utterance] | None,
+        on_stage: Callable[[str], object] | None,
+        label: str = "epoch",
+    ) -> int:
+        """Train ``model_`` for at most ``stop_after`` of a schedule of ``epochs`` epochs,
+        early-stopping on ``dev`` (without dev: all of them), and leave it at its best
+        epoch in eval mode; returns that epoch."""
+        from tqdm.auto import tqdm
+
+        model = self.model_
+        dev_offsets = [e.offsets for e in tokenizer.encode_batch([u.text for u in dev or ()])]
         heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
         decay: list[Any] = []
         no_decay: list[Any] = []
@@ -529,9 +603,7 @@ class TransformerParser:
                 {"params": heads, "lr": self.head_learning_rate, "weight_decay": 0.0},
             ]
         )
-        steps_per_epoch = math.ceil(len(examples) / self.batch_size)
-        epochs = max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
-        total = max(1, steps_per_epoch * epochs)
+        total = max(1, math.ceil(len(examples) / self.batch_size) * epochs)
         warm = max(1, int(self.warmup * total))
 
         def schedule(step: int) -> float:
@@ -542,7 +614,7 @@ class TransformerParser:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
 
-        best_score, best_state, bad_epochs = -1.0, None, 0
+        best_score, best_epoch, best_state, bad_epochs = -1.0, 0, None, 0
         self.history_ = []
         self.curve_ = []
         self._curve_seconds = 0.0
@@ -552,13 +624,13 @@ class TransformerParser:
             if self.freeze_layers and self.cache_frozen
             else None
         )
-        for epoch in range(1, epochs + 1):
+        for epoch in range(1, min(epochs, stop_after) + 1):
             model.train()
             batches = self._batches(examples, rng)
             # A manual bar: iterating a tqdm closes it before the dev metrics are known.
             bar = tqdm(
                 total=len(batches),
-                desc=f"epoch {epoch}/{epochs}",
+                desc=f"{label} {epoch}/{min(epochs, stop_after)}",
                 disable=not self.progress,
                 unit="batch",
                 leave=True,
@@ -620,9 +692,9 @@ class TransformerParser:
             bar.close()
             self.history_.append(record)
             if on_stage is not None:
-                on_stage(f"epoch {epoch}")
+                on_stage(f"{label} {epoch}")
             if score > best_score:
-                best_score, bad_epochs = score, 0
+                best_score, best_epoch, bad_epochs = score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
@@ -631,13 +703,7 @@ class TransformerParser:
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
-
-        self._calibrate(torch, tokenizer, dev)
-        if on_stage is not None:
-            on_stage("calibration")
-        self._export(torch, workdir, dev_texts or [u.text for u in train])
-        if on_stage is not None:
-            on_stage("export")
+        return best_epoch
 
     def _frozen_states(self, torch: Any, model: Any, examples: Sequence[_Example]) -> list[Any]:
         """The output of the embeddings and the frozen layers for every example, in eval
@@ -922,6 +988,7 @@ class TransformerParser:
             },
             "history": self.history_,
             "curve": self.curve_,
+            "refit": self.refit_ or None,
             "export_max_abs_diff": self.export_diff_,
             "files": {"fp32": FP32_FILE, "int8": INT8_FILE, "tokenizer": TOKENIZER_FILE},
             "training_seconds": round(self.training_seconds_, 3),
