@@ -1,11 +1,12 @@
 -- top_failing: per domain, the ${top_k} utterances (lower-cased, trimmed) with the most
 -- defective turns — the raw material of the next training set. top_intent is the model's
 -- best guess (the first alphabetically when model versions disagree). Turns are counted per
--- exact text first, so the lower-casing runs once per distinct text, not once per turn.
-WITH texts AS (
+-- exact text first (by its id in texts.sql), so the lower-casing runs once per distinct
+-- text, not once per turn.
+WITH per_text AS (
   SELECT
     domain,
-    text,
+    text_id,
     MIN(top_intent) AS top_intent,
     COUNT(*) AS turns,
     SUM(defect) AS defects,
@@ -14,12 +15,12 @@ WITH texts AS (
     SUM(rephrased) AS rephrased,
     SUM(negative_feedback) AS negative_feedback
   FROM turn_facts
-  GROUP BY domain, text
+  GROUP BY domain, text_id
 ),
 utterances AS (
   SELECT
     domain,
-    LOWER(TRIM(text)) AS utterance,
+    LOWER(TRIM(x.text)) AS utterance,
     MIN(top_intent) AS top_intent,
     CAST(SUM(turns) AS BIGINT) AS turns,
     CAST(SUM(defects) AS BIGINT) AS defects,
@@ -27,8 +28,9 @@ utterances AS (
     CAST(SUM(low_confidence) AS BIGINT) AS low_confidence,
     CAST(SUM(rephrased) AS BIGINT) AS rephrased,
     CAST(SUM(negative_feedback) AS BIGINT) AS negative_feedback
-  FROM texts
-  GROUP BY domain, LOWER(TRIM(text))
+  FROM per_text p
+  LEFT JOIN texts x ON x.id = p.text_id
+  GROUP BY domain, LOWER(TRIM(x.text))
 ),
 ranked AS (
   SELECT

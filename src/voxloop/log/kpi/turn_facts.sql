@@ -17,6 +17,10 @@
 --
 -- Candidates (rephrase_candidates.sql, materialised first, after texts.sql): turns whose
 -- same user spoke again within ${window_s} s, with the integer ids of both texts.
+-- Texts stay ids here too (text_id, next_text_id: ids in texts.sql; NULL for a turn
+-- without text or without a candidate next turn): the two KPIs that show text
+-- (top_failing, friction_examples) join texts for their few rows, and writing ten
+-- million strings twice into this table cost a tenth of its build.
 --
 -- Trigrams without a UDF: _trigram_positions holds (len, i) for every start position i
 -- of a trigram in a string of length len, so an equi-join on len = LENGTH(s) explodes
@@ -64,16 +68,16 @@ text_similarity AS (
   LEFT JOIN shared s ON s.a_id = p.a_id AND s.b_id = p.b_id
 ),
 similarity AS (
-  SELECT c.turn_id, c.gap_us, n.text AS next_text, ts.similarity
+  SELECT c.turn_id, c.gap_us, c.b_id AS next_text_id, ts.similarity
   FROM rephrase_candidates c
-  JOIN texts n ON n.id = c.b_id
   LEFT JOIN text_similarity ts ON ts.a_id = c.a_id AND ts.b_id = c.b_id
 ),
 flagged AS (
   SELECT
     t.*,
+    x.id AS text_id,
     s.similarity AS next_similarity,
-    s.next_text AS next_text,
+    s.next_text_id AS next_text_id,
     CAST(s.gap_us AS DOUBLE) / 1000000 AS next_gap_s,
     CASE WHEN t.intent IS NULL THEN 1 ELSE 0 END AS not_recognized,
     CASE WHEN t.confidence < ${low_confidence} THEN 1 ELSE 0 END AS low_confidence,
@@ -83,6 +87,7 @@ flagged AS (
               OR t.rephrase_reported = 1 THEN 1 ELSE 0 END
       AS rephrased
   FROM turns_with_feedback t
+  LEFT JOIN texts x ON x.text = t.text
   LEFT JOIN similarity s ON s.turn_id = t.turn_id
 )
 SELECT
@@ -91,7 +96,7 @@ SELECT
   ts_us,
   user_id,
   session_id,
-  text,
+  text_id,
   COALESCE(locale, '(none)') AS locale,
   COALESCE(domain, '(none)') AS domain,
   COALESCE(intent, '(not recognized)') AS intent,
@@ -113,7 +118,7 @@ SELECT
   task_success,
   CASE WHEN not_recognized = 1 OR rephrased = 1 OR barge_in = 1 OR abandoned = 1
             OR negative_feedback = 1 THEN 1 ELSE 0 END AS defect,
-  next_text,
+  next_text_id,
   next_similarity,
   next_gap_s
 FROM flagged
