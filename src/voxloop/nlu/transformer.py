@@ -624,13 +624,14 @@ class TransformerParser:
             if self.freeze_layers and self.cache_frozen
             else None
         )
-        for epoch in range(1, min(epochs, stop_after) + 1):
+        last = min(epochs, stop_after)
+        for epoch in range(1, last + 1):
             model.train()
             batches = self._batches(examples, rng)
             # A manual bar: iterating a tqdm closes it before the dev metrics are known.
             bar = tqdm(
                 total=len(batches),
-                desc=f"{label} {epoch}/{min(epochs, stop_after)}",
+                desc=f"{label} {epoch}/{last}",
                 disable=not self.progress,
                 unit="batch",
                 leave=True,
