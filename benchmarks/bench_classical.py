@@ -47,15 +47,23 @@ CORPORA = {
 
 def machine() -> str:
     cpu = platform.processor() or "?"
+    fields: dict[str, str] = {}
     try:
         for line in subprocess.run(
             ["lscpu"], capture_output=True, text=True, check=False
         ).stdout.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    cpu = fields.get("Model name", cpu)
+    if "CPU family" in fields:
+        cpu += f" (family {fields['CPU family']}, model {fields.get('Model', '?')})"
+    # int8 results and speed depend on these: onnxruntime picks its int8 kernels by them
+    flags = set(fields.get("Flags", "").split())
+    wide = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    simd = "+".join(wide) or "no AVX2"
+    return f"{cpu}, {simd}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def throughput(parser: Any, texts: Sequence[str], repeats: int, batch: int = 256) -> float:
