@@ -332,7 +332,10 @@ def main() -> None:
                               "peak_tree_gb": max(r["peak_tree_gb"] for r in ok),
                 "cpu_seconds": statistics.median(r["result"]["cpu_seconds"] for r in ok),
                               "loads": [[round(x, 2) for x in r["load"]] for r in ok]}  # fmt: skip
-    print(f"KPI suite over {log} ({os.cpu_count()} cores)")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_classical import machine  # here, not at the top: the engine children stay lean
+
+    print(f"KPI suite over {log} ({machine()})")
     for e, r in results.items():
         if "error" in r:
             print(f"  {e:7s} FAILED: {r['error']} (peak {r.get('peak_tree_gb', 0):.2f} GB, "
