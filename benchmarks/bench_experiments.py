@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import resource
 import subprocess
 import sys
@@ -56,10 +55,6 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return centre - half, centre + half
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"
 
 
 # --------------------------------------------------------------------------- A/A
@@ -292,6 +287,9 @@ def main() -> int:
     if args.part == "_measure":
         aggregate_and_analyze(Path(args.path), args.threads)
         return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_classical import machine  # here, not at the top: the measuring children stay lean
+
     print(f"machine: {machine()}, {len(__import__('os').sched_getaffinity(0))} cores available")
     ok = True
     if args.part in ("all", "aa"):

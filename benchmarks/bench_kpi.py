@@ -332,7 +332,7 @@ def main() -> None:
                               "peak_tree_gb": max(r["peak_tree_gb"] for r in ok),
                 "cpu_seconds": statistics.median(r["result"]["cpu_seconds"] for r in ok),
                               "loads": [[round(x, 2) for x in r["load"]] for r in ok]}  # fmt: skip
-    sys.path.insert(0, str(REPO / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_classical import machine  # here, not at the top: the engine children stay lean
 
     print(f"KPI suite over {log} ({machine()})")

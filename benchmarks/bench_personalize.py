@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -431,10 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_classical import machine
+
     print(
-        f"# bench_personalize — {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores (load average {load:.1f}), Python {platform.python_version()}, "
-        f"numpy {np.__version__}"
+        f"# bench_personalize — {time.strftime('%Y-%m-%d %H:%M')}, {machine()} "
+        f"(load average {load:.1f}), numpy {np.__version__}"
     )
     results: dict[str, Any] = {}
     if "latency" in sections:
