@@ -73,7 +73,7 @@ if importlib.util.find_spec("torch") and importlib.util.find_spec("onnxscript"):
         floor=(0.9, 0.45),  # 450 utterances (a tenth held out), 2 epochs: a floor, not a target
         suffixes=frozenset({".json", ".onnx"}),
         damaged=("model.int8.onnx", "unreadable ONNX model"),
-        batch_noise=0.25,
+        batch_noise=1e-4,  # float rounding (int8 scales are fixed at training time)
     )
 
 
@@ -137,10 +137,10 @@ def test_batch_parse_equals_one_at_a_time(
         assert batched == single
         return
 
-    # Dynamic int8 quantisation: a parse depends a little on its batch-mates (documented
-    # in voxloop.nlu.runtime.OnnxParser): the top intent stays, confidences move a little.
+    # Float rounding differs with the padded width of a batch: confidences may move in
+    # their last digits, never enough to change a label.
     pairs = list(zip(batched, single, strict=True))
-    assert sum(a.ranking[0].intent == b.ranking[0].intent for a, b in pairs) >= 0.95 * len(pairs)
+    assert all(a.intent == b.intent and a.slots == b.slots for a, b in pairs)
     moved = [abs(a.confidence - b.confidence) for a, b in pairs]
     assert max(moved) <= kind.batch_noise
 

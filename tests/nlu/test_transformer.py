@@ -229,21 +229,48 @@ def test_runtime_does_not_import_torch(saved: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_a_batch_of_one_parse_is_independent_of_the_batch(
+def test_a_parse_is_independent_of_its_batch_mates(
     saved: Path, snips: dict[str, Sequence[Utterance]]
 ) -> None:
-    texts = [u.text for u in snips["test"][:30]]
+    texts = [u.text for u in snips["test"][:60]]
     single = OnnxParser.load(saved, batch_size=1)
     assert single.parse(texts) == [single.parse([t])[0] for t in texts]
-    # fp32 is batch-independent to rounding (int8's activation scale is per batch).
-    batched = OnnxParser.load(saved, precision="fp32", batch_size=32).parse(texts)
-    one_by_one = OnnxParser.load(saved, precision="fp32", batch_size=1).parse(texts)
-    for a, b in zip(batched, one_by_one, strict=True):
-        assert a.ranking[0].intent == b.ranking[0].intent
-        assert [(s.label, s.start, s.end) for s in a.slots] == [
-            (s.label, s.start, s.end) for s in b.slots
-        ]
+    # int8 (its activation scales fixed at training time) and fp32 alike: batched parses
+    # are the parses of each text alone, to float rounding in the confidences.
+    for precision in ("int8", "fp32"):
+        batched = OnnxParser.load(saved, precision=precision, batch_size=32).parse(texts)
+        one_by_one = OnnxParser.load(saved, precision=precision, batch_size=1).parse(texts)
+        for a, b in zip(batched, one_by_one, strict=True):
+            assert (a.intent, a.ranking[0].intent) == (b.intent, b.ranking[0].intent)
+            assert [(s.label, s.start, s.end) for s in a.slots] == [
+                (s.label, s.start, s.end) for s in b.slots
+            ]
+            assert abs(a.confidence - b.confidence) <= 1e-4
     assert single.parse([]) == []
+
+
+def test_int8_activation_scales_are_fixed_unless_calibration_is_off(
+    saved: Path, tmp_path: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    import onnx
+
+    def ops(directory: Path) -> set[str]:
+        return {n.op_type for n in onnx.load(str(directory / "model.int8.onnx")).graph.node}
+
+    assert "DynamicQuantizeLinear" not in ops(saved) and "QuantizeLinear" in ops(saved)
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest["hyperparameters"]["int8_calibration"] is None  # MiniLM: 2,000 texts
+    dynamic = tmp_path / "dynamic"
+    shutil.copytree(saved, dynamic)
+    TransformerParser(int8_calibration=0).quantize(dynamic, [u.text for u in snips["train"]])
+    assert "DynamicQuantizeLinear" in ops(dynamic) and "QuantizeLinear" not in ops(dynamic)
+    texts = [u.text for u in snips["test"][:60]]
+    # both quantisations of one network mostly agree (here: the same top intent)
+    fixed = OnnxParser.load(saved).parse(texts)
+    per_batch = OnnxParser.load(dynamic).parse(texts)
+    pairs = zip(fixed, per_batch, strict=True)
+    agree = sum(a.ranking[0].intent == b.ranking[0].intent for a, b in pairs)
+    assert agree >= 0.9 * len(texts)
 
 
 def test_slots_are_exact_spans_of_the_original_text(trained: TransformerParser) -> None:

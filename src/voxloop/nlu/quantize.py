@@ -7,6 +7,12 @@ lowest six layers, whose input (the GELU output) is heavy-tailed (benchmarks/RES
 this module finds each node's encoder layer and role from the module names the torch
 dynamo exporter records (``pkg.torch.onnx.name_scopes``: ``layer.3.attention`` ...), so
 that a caller can keep them in fp32 by name rather than by position.
+
+Dynamic quantisation also picks each activation's int8 scale from the batch at hand, so a
+text's parse moves a little with its batch-mates. `fix_activation_ranges` replaces those
+per-batch scales by constants measured on calibration texts (the minimum and maximum of
+each quantised activation over their real tokens, in the fp32 model): a parse then depends
+on its text alone, at the same speed (benchmarks/RESULTS.md, "Static activation ranges").
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from __future__ import annotations
 import ast
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from voxloop.errors import ConfigError, ModelFormatError
 
@@ -112,3 +121,79 @@ def quantize_int8(
     finally:
         root.setLevel(level)
     return keep
+
+
+def activation_ranges(
+    fp32_path: str | Path, tensors: Iterable[str], feeds: Iterable[Mapping[str, npt.NDArray[Any]]]
+) -> dict[str, tuple[float, float]]:
+    """The minimum and maximum of each named activation of the fp32 model over ``feeds``
+    (``input_ids`` / ``attention_mask`` batches), on real tokens only: a padding position's
+    value is never read, so it should not widen the range the real ones are quantised in."""
+    import onnx
+    import onnxruntime as ort
+
+    names = list(dict.fromkeys(tensors))
+    model = onnx.load(str(fp32_path))
+    outputs = {o.name for o in model.graph.output}
+    for name in names:
+        if name not in outputs:
+            model.graph.output.append(
+                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+            )
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    low = dict.fromkeys(names, 0.0)  # the range always holds 0, as DynamicQuantizeLinear's does
+    high = dict.fromkeys(names, 0.0)
+    seen = False
+    for feed in feeds:
+        seen = True
+        mask = np.asarray(feed["attention_mask"]).astype(bool)
+        for name, value in zip(names, session.run(names, dict(feed)), strict=True):
+            real = value[mask] if value.ndim == 3 and value.shape[:2] == mask.shape else value
+            if real.size:
+                low[name] = min(low[name], float(real.min()))
+                high[name] = max(high[name], float(real.max()))
+    if not seen:
+        raise ConfigError("no calibration texts for the int8 activation ranges")
+    return {name: (low[name], high[name]) for name in names}
+
+
+def fix_activation_ranges(
+    fp32_path: str | Path, int8_path: str | Path, feeds: Iterable[Mapping[str, npt.NDArray[Any]]]
+) -> int:
+    """Rewrite ``int8_path`` (a dynamic quantisation of ``fp32_path``) so that every
+    ``DynamicQuantizeLinear`` becomes a ``QuantizeLinear`` with a constant scale and zero
+    point from `activation_ranges` over ``feeds``, computed as DynamicQuantizeLinear would
+    from that range. Returns the number of activations fixed."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(int8_path))
+    dynamic = [n for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"]
+    ranges = activation_ranges(fp32_path, (n.input[0] for n in dynamic), feeds)
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "DynamicQuantizeLinear":
+            nodes.append(node)
+            continue
+        low, high = ranges[node.input[0]]
+        scale = (high - low) / 255.0 or 1.0
+        zero_point = int(np.clip(np.rint(-low / scale), 0, 255))
+        quantized, scale_name, zero_name = node.output
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.array(scale, dtype=np.float32), scale_name),
+                numpy_helper.from_array(np.array(zero_point, dtype=np.uint8), zero_name),
+            ]
+        )
+        nodes.append(
+            helper.make_node(
+                "QuantizeLinear",
+                [node.input[0], scale_name, zero_name],
+                [quantized],
+                name=node.name,
+            )
+        )
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(int8_path))
+    return len(dynamic)

@@ -101,6 +101,9 @@ _MIN_TRAIN_FOR_HOLDOUT = 200
 
 EXPORT_TOLERANCE = 1e-3
 INT8_FP32_LAYERS = {"minilm": 0, "e5-small": 6}
+# Training texts whose activations fix the int8 scales (0: a scale per batch, as saved
+# before 2026-12-06; e5-small, measured only that way on MASSIVE, keeps it).
+INT8_CALIBRATION = {"minilm": 2000, "e5-small": 0}
 """Default ``int8_fp32_layers`` per encoder (benchmarks/RESULTS.md, multilingual section)."""
 """Largest absolute difference allowed between ONNX fp32 and torch logits."""
 
@@ -293,6 +296,10 @@ class TransformerParser:
     empty) in the lowest N encoder layers (`voxloop.nlu.quantize`). ``None`` chooses 6 for
     e5-small, whose int8 loss on MASSIVE sits in the feed-forward output of its lowest six
     layers, and 0 for MiniLM.
+    ``int8_calibration``: fix each int8 activation's scale from this many training texts
+    (`voxloop.nlu.quantize.fix_activation_ranges`), so that an int8 parse does not depend on
+    the other texts of its batch; 0 keeps dynamic quantisation's scale per batch. ``None``
+    chooses 2,000 for MiniLM and 0 for e5-small.
     """
 
     def __init__(
@@ -317,6 +324,7 @@ class TransformerParser:
         int8_per_channel: bool | None = True,
         int8_fp32_layers: int | None = None,
         int8_fp32_roles: Sequence[str] = ("output",),
+        int8_calibration: int | None = None,
         slot_loss_weight: float = 1.0,
         constrain_slots: bool = True,
         dev_fraction: float = 0.1,
@@ -350,6 +358,7 @@ class TransformerParser:
         self.int8_per_channel = int8_per_channel
         self.int8_fp32_layers = int8_fp32_layers
         self.int8_fp32_roles = list(int8_fp32_roles)
+        self.int8_calibration = int8_calibration
         self.slot_loss_weight = slot_loss_weight
         self.constrain_slots = constrain_slots
         self.dev_fraction = dev_fraction
@@ -501,7 +510,12 @@ class TransformerParser:
                 "seconds": round(time.perf_counter() - started, 1),
             }
         assert self._workdir is not None
-        self._export(torch, Path(self._workdir.name), [u.text for u in dev or everything])
+        self._export(
+            torch,
+            Path(self._workdir.name),
+            [u.text for u in dev or everything],
+            [u.text for u in everything],
+        )
         if on_stage is not None:
             on_stage("export")
 
@@ -887,9 +901,11 @@ class TransformerParser:
                     best, best_score = (best[0], best[1], penalty), value
         return best
 
-    def _export(self, torch: Any, directory: Path, sample: Sequence[str]) -> None:
-        """ONNX fp32 (dynamo exporter, checked against torch) and int8, and labels, beside
-        the tokenizer already in ``directory``."""
+    def _export(
+        self, torch: Any, directory: Path, sample: Sequence[str], train_texts: Sequence[str]
+    ) -> None:
+        """ONNX fp32 (dynamo exporter, checked against torch) and int8 (its activation
+        ranges from ``train_texts``), and labels, beside the tokenizer in ``directory``."""
         from voxloop.nlu.onnx_export import export_difference, export_onnx
 
         model = self.model_
@@ -903,7 +919,7 @@ class TransformerParser:
                 f"the ONNX export differs from torch by {self.export_diff_:.3g} "
                 f"(> {EXPORT_TOLERANCE}); check the torch/onnxscript versions"
             )
-        self.quantize(directory)
+        self.quantize(directory, train_texts)
         labels = {
             "intents": self.intents_,
             "tags": self.tags_,
@@ -914,10 +930,11 @@ class TransformerParser:
         }
         write_json_atomic(directory / LABELS_FILE, labels)
 
-    def quantize(self, directory: Path) -> list[str]:
+    def quantize(self, directory: Path, train_texts: Sequence[str] = ()) -> list[str]:
         """Write ``directory``'s int8 ONNX file from its fp32 one with this parser's int8
-        settings; returns the nodes left in fp32."""
-        from voxloop.nlu.quantize import quantize_int8
+        settings, its activation ranges fixed on a seeded sample of ``train_texts`` (none:
+        scales per batch); returns the nodes left in fp32."""
+        from voxloop.nlu.quantize import fix_activation_ranges, quantize_int8
 
         per_channel = self.int8_per_channel
         if per_channel is None:
@@ -925,13 +942,29 @@ class TransformerParser:
         fp32_layers = self.int8_fp32_layers
         if fp32_layers is None:
             fp32_layers = INT8_FP32_LAYERS.get(self.encoder, 0)
-        return quantize_int8(
+        kept = quantize_int8(
             directory / FP32_FILE,
             directory / INT8_FILE,
             per_channel=per_channel,
             fp32_layers=fp32_layers,
             fp32_roles=self.int8_fp32_roles,
         )
+        calibration = self.int8_calibration
+        if calibration is None:
+            calibration = INT8_CALIBRATION.get(self.encoder, 0)
+        if calibration > 0 and train_texts:
+            texts = list(train_texts)
+            if len(texts) > calibration:
+                texts = random.Random(self.seed).sample(texts, calibration)
+            tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
+            ids = [e.ids for e in tokenizer.encode_batch(texts)]
+            batches = (
+                pad_batch([ids[i] for i in chunk])
+                for chunk in shortest_first(ids, self.inference_batch_size)
+            )
+            feeds = ({"input_ids": i, "attention_mask": m} for i, m in batches)
+            fix_activation_ranges(directory / FP32_FILE, directory / INT8_FILE, feeds)
+        return kept
 
     # --- inference ------------------------------------------------------------------
     def parse(self, texts: Sequence[str]) -> list[Parse]:

@@ -275,8 +275,9 @@ class PersonalDetector:
     def regions_many(self, texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
         """`regions` of each text, scored in one batch (what the log writer's thread does).
 
-        With the int8 transformer a text's scores depend slightly on its batch-mates (see
-        `voxloop.nlu.runtime`); the threshold is chosen with texts batched the same way.
+        A text's scores do not depend on its batch-mates, except in int8 detectors saved
+        before 2026-12-06 (see `voxloop.nlu.runtime.OnnxParser`); the threshold is chosen with
+        texts batched the same way.
         """
         tokenized = [tokenize(t) for t in texts]
         busy = [i for i, tokens in enumerate(tokenized) if tokens]
