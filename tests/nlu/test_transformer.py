@@ -258,6 +258,7 @@ def test_int8_activation_scales_are_fixed_unless_calibration_is_off(
         return {n.op_type for n in onnx.load(str(directory / "model.int8.onnx")).graph.node}
 
     assert "DynamicQuantizeLinear" not in ops(saved) and "QuantizeLinear" in ops(saved)
+    assert "MatMulIntegerToFloat" in ops(saved) and "MatMulInteger" not in ops(saved)
     manifest = json.loads((saved / "manifest.json").read_text())
     assert manifest["hyperparameters"]["int8_calibration"] is None  # MiniLM: 2,000 texts
     dynamic = tmp_path / "dynamic"

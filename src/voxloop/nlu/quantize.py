@@ -194,6 +194,47 @@ def fix_activation_ranges(
             )
         )
     del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    model.graph.node.extend(_fuse_integer_matmuls(nodes, model.graph.initializer))
     onnx.save(model, str(int8_path))
     return len(dynamic)
+
+
+def _fuse_integer_matmuls(nodes: list[Any], initializers: Iterable[Any]) -> list[Any]:
+    """``MatMulInteger -> Cast -> Mul(a_scale * b_scale) [-> Add(bias)]`` as one
+    ``MatMulIntegerToFloat`` (com.microsoft). onnxruntime fuses that pattern itself only
+    behind a ``DynamicQuantizeLinear``; unfused, the int32 product makes three more passes."""
+    from onnx import helper
+
+    constants = {i.name for i in initializers}
+    producer = {out: n for n in nodes for out in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in nodes:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+
+    def only_consumer(name: str, op_type: str) -> Any:
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op_type else None
+
+    dropped: set[int] = set()
+    fused: dict[int, Any] = {}
+    for node in nodes:
+        if node.op_type != "MatMulInteger" or len(node.input) != 4:
+            continue
+        cast = only_consumer(node.output[0], "Cast")
+        mul = cast and only_consumer(cast.output[0], "Mul")
+        scales = mul and producer.get(mul.input[1])
+        if not (mul and mul.input[0] == cast.output[0] and scales and scales.op_type == "Mul"):
+            continue
+        if len(consumers.get(scales.output[0], [])) != 1:
+            continue
+        add = only_consumer(mul.output[0], "Add")
+        bias = add and next((i for i in add.input if i in constants), None)
+        inputs = [node.input[0], node.input[1], scales.input[0], scales.input[1]]
+        inputs += [node.input[2], node.input[3]] + ([bias] if bias else [])
+        output = add.output[0] if bias else mul.output[0]
+        fused[id(node)] = helper.make_node(
+            "MatMulIntegerToFloat", inputs, [output], name=node.name, domain="com.microsoft"
+        )
+        dropped.update(id(n) for n in (cast, mul, scales) + ((add,) if bias else ()))
+    return [fused.get(id(n), n) for n in nodes if id(n) not in dropped]

@@ -1,0 +1,120 @@
+"""Fixed int8 activation scales against per-batch ones, on saved transformer models.
+
+For each ``--models DIR/CORPUS``, the int8 file is written twice from the model's own fp32
+file with `TransformerParser.quantize` and the model's int8 settings: with activation scales
+fixed on 2,000 training texts (``int8_calibration`` default, what training writes since
+2026-12-06) and with dynamic quantisation's scale per batch (``int8_calibration=0``, before).
+Reports on the test split: accuracy of fp32 and both int8 files; parses that differ from
+fp32 on test and on the first 5,000 training texts; test parses that change when a text is
+parsed alone instead of in batches of the model's batch size; batched and single-text speed
+of both int8 files, alternating rounds in one process.
+
+    python benchmarks/probe_int8_static.py --models /work/models13 --corpora snips,atis,hwu64
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_classical import CORPORA, latency_ms, machine, throughput  # noqa: E402
+
+from voxloop.data import load_corpus  # noqa: E402
+from voxloop.nlu.base import read_manifest  # noqa: E402
+from voxloop.nlu.evaluate import evaluate  # noqa: E402
+from voxloop.nlu.runtime import OnnxParser  # noqa: E402
+from voxloop.nlu.transformer import TransformerParser  # noqa: E402
+
+
+def key(parse: Any) -> tuple[Any, ...]:
+    return (parse.intent, tuple((s.start, s.end, s.label) for s in parse.slots))
+
+
+def differ(a: list[Any], b: list[Any]) -> int:
+    return sum(key(p) != key(q) for p, q in zip(a, b, strict=True))
+
+
+def requantized(model: Path, out: Path, train_texts: list[str], calibration: int | None) -> Path:
+    """A copy of ``model`` whose int8 file is written again with ``int8_calibration``."""
+    shutil.copytree(model, out)
+    hyper = dict(read_manifest(model)["hyperparameters"])
+    hyper.update(int8_calibration=calibration, progress=False)
+    TransformerParser(**hyper).quantize(out, train_texts)
+    return out
+
+
+def probe(directory: Path, name: str, args: argparse.Namespace, tmp: Path) -> None:
+    corpus = load_corpus(CORPORA[name])
+    test = corpus.split("test")
+    texts = [u.text for u in test]
+    train_texts = [u.text for u in corpus.split("train")]
+    criterion = train_texts[: args.train_texts]
+    files = {
+        "int8, fixed scales": requantized(directory, tmp / f"{name}-fixed", train_texts, None),
+        "int8, scale per batch": requantized(directory, tmp / f"{name}-dynamic", train_texts, 0),
+    }
+    fp32 = OnnxParser.load(directory, precision="fp32", threads=args.threads)
+    reference = {"test": fp32.parse(texts), "train": fp32.parse(criterion)}
+    del fp32  # an idle session's threads would share the cores with the timings below
+    print(f"\n### {name} ({directory})\n")
+    print(
+        "| model | intent (best guess) | slot F1 | exact match | ≠ fp32 test / train "
+        "| batched ≠ alone |"
+    )
+    print("|---|---|---|---|---|---|")
+    r = evaluate(test, reference["test"])
+    print(
+        f"| fp32 | {r.intent_accuracy:.2%} ({r.top_intent_accuracy:.2%}) | {r.slot_f1:.2%} "
+        f"| {r.exact_match:.2%} | | |"
+    )
+    parsers = {}
+    for label, path in files.items():
+        parser = OnnxParser.load(path, precision="int8", threads=args.threads)
+        parsers[label] = parser
+        parses = parser.parse(texts)
+        alone = [parser.parse([t])[0] for t in texts]
+        r = evaluate(test, parses)
+        print(
+            f"| {label} | {r.intent_accuracy:.2%} ({r.top_intent_accuracy:.2%}) | "
+            f"{r.slot_f1:.2%} | {r.exact_match:.2%} | {differ(parses, reference['test'])} / "
+            f"{differ(parser.parse(criterion), reference['train'])} | "
+            f"{differ(parses, alone)} of {len(texts)} |"
+        )
+    speed: dict[str, list[tuple[float, float]]] = {label: [] for label in parsers}
+    for _ in range(args.rounds):  # alternate, so both see the same minutes of the machine
+        for label, parser in parsers.items():
+            p50, _ = latency_ms(parser, texts[:300], passes=1)
+            speed[label].append((throughput(parser, texts, 1), p50))
+    print(f"\nspeed, medians of {args.rounds} alternating rounds:")
+    for label, rows in speed.items():
+        rates, p50s = [r for r, _ in rows], [p for _, p in rows]
+        print(
+            f"  {label}: {statistics.median(rates):.0f} utt/s batched "
+            f"({min(rates):.0f}-{max(rates):.0f}), p50 {statistics.median(p50s):.2f} ms "
+            f"({min(p50s):.2f}-{max(p50s):.2f})"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=Path, required=True, help="saved models, DIR/CORPUS")
+    ap.add_argument("--corpora", default="snips,atis,hwu64")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--train-texts", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.corpora.split(","):
+            probe(args.models / name, name, args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
