@@ -201,11 +201,12 @@ def fix_activation_ranges(
 
 def _fuse_integer_matmuls(nodes: list[Any], initializers: Iterable[Any]) -> list[Any]:
     """``MatMulInteger -> Cast -> Mul(a_scale * b_scale) [-> Add(bias)]`` as one
-    ``MatMulIntegerToFloat`` (com.microsoft). onnxruntime fuses that pattern itself only
-    behind a ``DynamicQuantizeLinear``; unfused, the int32 product makes three more passes."""
+    ``MatMulIntegerToFloat`` (com.microsoft), where ``a_scale`` is a constant scalar and the
+    bias a constant vector. onnxruntime fuses that pattern itself only behind a
+    ``DynamicQuantizeLinear``; unfused, the int32 product makes three more passes."""
     from onnx import helper
 
-    constants = {i.name for i in initializers}
+    shapes = {i.name: list(i.dims) for i in initializers}
     producer = {out: n for n in nodes for out in n.output}
     consumers: dict[str, list[Any]] = {}
     for n in nodes:
@@ -226,10 +227,10 @@ def _fuse_integer_matmuls(nodes: list[Any], initializers: Iterable[Any]) -> list
         scales = mul and producer.get(mul.input[1])
         if not (mul and mul.input[0] == cast.output[0] and scales and scales.op_type == "Mul"):
             continue
-        if len(consumers.get(scales.output[0], [])) != 1:
+        if len(consumers.get(scales.output[0], [])) != 1 or shapes.get(scales.input[0]) != []:
             continue
         add = only_consumer(mul.output[0], "Add")
-        bias = add and next((i for i in add.input if i in constants), None)
+        bias = add and next((i for i in add.input if len(shapes.get(i, [])) == 1), None)
         inputs = [node.input[0], node.input[1], scales.input[0], scales.input[1]]
         inputs += [node.input[2], node.input[3]] + ([bias] if bias else [])
         output = add.output[0] if bias else mul.output[0]
