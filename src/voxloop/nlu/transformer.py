@@ -102,7 +102,7 @@ _MIN_TRAIN_FOR_HOLDOUT = 200
 EXPORT_TOLERANCE = 1e-3
 INT8_FP32_LAYERS = {"minilm": 0, "e5-small": 6}
 # Training texts whose activations fix the int8 scales (0: a scale per batch, as saved
-# before 2026-12-06; e5-small, measured only that way on MASSIVE, keeps it).
+# before int8_calibration existed; e5-small, measured only that way on MASSIVE, keeps it).
 INT8_CALIBRATION = {"minilm": 2000, "e5-small": 0}
 """Default ``int8_fp32_layers`` per encoder (benchmarks/RESULTS.md, multilingual section)."""
 """Largest absolute difference allowed between ONNX fp32 and torch logits."""

@@ -276,8 +276,8 @@ class PersonalDetector:
         """`regions` of each text, scored in one batch (what the log writer's thread does).
 
         A text's scores do not depend on its batch-mates, except in int8 detectors saved
-        before 2026-12-06 (see `voxloop.nlu.runtime.OnnxParser`); the threshold is chosen with
-        texts batched the same way.
+        before ``int8_calibration`` (see `voxloop.nlu.runtime.OnnxParser`); the threshold is
+        chosen with texts batched the same way.
         """
         tokenized = [tokenize(t) for t in texts]
         busy = [i for i, tokens in enumerate(tokenized) if tokens]
