@@ -100,12 +100,15 @@ _MIN_TRAIN_FOR_HOLDOUT = 200
 """Below this many training utterances nothing is held out: no early stopping, T = 1."""
 
 EXPORT_TOLERANCE = 1e-3
-INT8_FP32_LAYERS = {"minilm": 0, "e5-small": 6}
-# Training texts whose activations fix the int8 scales (0: a scale per batch, as saved
-# before int8_calibration existed; e5-small, measured only that way on MASSIVE, keeps it).
-INT8_CALIBRATION = {"minilm": 2000, "e5-small": 0}
-"""Default ``int8_fp32_layers`` per encoder (benchmarks/RESULTS.md, multilingual section)."""
 """Largest absolute difference allowed between ONNX fp32 and torch logits."""
+
+INT8_FP32_LAYERS = {"minilm": 0, "e5-small": 6}
+"""Default ``int8_fp32_layers`` per encoder (benchmarks/RESULTS.md, multilingual section)."""
+
+INT8_CALIBRATION = {"minilm": 2000, "e5-small": 0}
+"""Default ``int8_calibration`` per encoder: training texts whose activations fix the int8
+scales (0: a scale per batch, as saved before it existed; e5-small, measured only that way
+on MASSIVE, keeps it)."""
 
 
 def _torch() -> Any:
