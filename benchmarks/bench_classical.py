@@ -91,6 +91,33 @@ def latency_ms(parser: Any, texts: Sequence[str], passes: int = 2) -> tuple[floa
     return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
+def parses_differ(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """How many of two parse lists' pairs differ in intent or slots (not confidence)."""
+
+    def key(parse: Any) -> tuple[Any, ...]:
+        return (parse.intent, tuple((s.start, s.end, s.label) for s in parse.slots))
+
+    return sum(key(p) != key(q) for p, q in zip(a, b, strict=True))
+
+
+def print_alternating_speed(parsers: dict[str, Any], texts: Sequence[str], rounds: int) -> None:
+    """Batched throughput and single-text p50 of each parser, in ``rounds`` alternating
+    rounds (so all see the same minutes of a noisy machine); prints medians and ranges."""
+    speed: dict[str, list[tuple[float, float]]] = {label: [] for label in parsers}
+    for _ in range(rounds):
+        for label, parser in parsers.items():
+            p50, _ = latency_ms(parser, texts[:300], passes=1)
+            speed[label].append((throughput(parser, texts, 1), p50))
+    print(f"\nspeed, medians of {rounds} alternating rounds:")
+    for label, rows in speed.items():
+        rates, p50s = [r for r, _ in rows], [p for _, p in rows]
+        print(
+            f"  {label}: {statistics.median(rates):.0f} utt/s batched "
+            f"({min(rates):.0f}-{max(rates):.0f}), p50 {statistics.median(p50s):.2f} ms "
+            f"({min(p50s):.2f}-{max(p50s):.2f})"
+        )
+
+
 def bench_corpus(name: str, encoder: str, repeats: int, baseline: bool) -> dict[str, Any]:
     corpus = load_corpus(CORPORA[name])
     train, test = corpus.split("train"), corpus.split("test")

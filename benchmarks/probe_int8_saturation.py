@@ -23,16 +23,21 @@ CPU. This probe measures both halves on the machine it runs on:
 from __future__ import annotations
 
 import argparse
-import statistics
+import shutil
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_classical import CORPORA, latency_ms, machine, throughput  # noqa: E402
+from bench_classical import (  # noqa: E402
+    CORPORA,
+    machine,
+    parses_differ,
+    print_alternating_speed,
+)
 
 from voxloop.data import load_corpus  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
@@ -64,10 +69,10 @@ def matmul_mismatches(weights: np.ndarray, zero_point: int, rows: int = 64) -> i
     return int((got != exact).sum())
 
 
-def exact_int8_bytes(path: Path) -> tuple[bytes, int]:
-    """The int8 ONNX file with every int8 weight (and weight zero point) of its
-    ``MatMulInteger`` and ``QAttention`` nodes stored as uint8 + 128: the same products,
-    computed without 16-bit saturation. Returns the model and the tensors rewritten."""
+def write_exact_int8(path: Path) -> int:
+    """Rewrite the int8 ONNX file so that every int8 weight (and weight zero point) of its
+    ``MatMulInteger`` and ``QAttention`` nodes is stored as uint8 + 128: the same products,
+    computed without 16-bit saturation. Returns the number of tensors rewritten."""
     import onnx
     from onnx import numpy_helper
 
@@ -87,42 +92,23 @@ def exact_int8_bytes(path: Path) -> tuple[bytes, int]:
             shifted = (values.astype(np.int16) + 128).astype(np.uint8)
             initializers[name].CopyFrom(numpy_helper.from_array(shifted, name))
             rewritten.add(name)
-    return model.SerializeToString(), len(rewritten)
+    onnx.save(model, str(path))
+    return len(rewritten)
 
 
-def exact_parser(directory: Path, threads: int) -> OnnxParser:
-    """The model's int8 parser with its session swapped for the exact-arithmetic one."""
-    import onnxruntime as ort
-
-    parser = OnnxParser.load(directory, precision="int8", threads=threads)
-    data, _ = exact_int8_bytes(directory / INT8_FILE)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    parser.session_ = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    return parser
-
-
-def key(parse: Any) -> tuple[Any, ...]:
-    return (parse.intent, tuple((s.start, s.end, s.label) for s in parse.slots))
-
-
-def differ(a: list[Any], b: list[Any]) -> int:
-    return sum(key(p) != key(q) for p, q in zip(a, b, strict=True))
-
-
-def probe_model(directory: Path, corpus_name: str, args: argparse.Namespace) -> None:
+def probe_model(directory: Path, corpus_name: str, args: argparse.Namespace, tmp: Path) -> None:
     corpus = load_corpus(CORPORA[corpus_name])
     test = corpus.split("test")
     texts = [u.text for u in test]
     train_texts = [u.text for u in corpus.split("train")][: args.train_texts]
+    exact = tmp / corpus_name
+    shutil.copytree(directory, exact)
+    n = write_exact_int8(exact / INT8_FILE)
     parsers = {
         "fp32": OnnxParser.load(directory, precision="fp32", threads=args.threads),
         "int8 shipped": OnnxParser.load(directory, precision="int8", threads=args.threads),
-        "int8 exact": exact_parser(directory, args.threads),
+        "int8 exact": OnnxParser.load(exact, precision="int8", threads=args.threads),
     }
-    _, n = exact_int8_bytes(directory / INT8_FILE)
     print(f"\n### {corpus_name} ({directory}; {n} int8 tensors rewritten for the exact run)\n")
     on_test = {name: p.parse(texts) for name, p in parsers.items()}
     on_train = {name: p.parse(train_texts) for name, p in parsers.items()}
@@ -140,26 +126,12 @@ def probe_model(directory: Path, corpus_name: str, args: argparse.Namespace) -> 
     ):
         print(
             f"\nparses that differ on {label} ({total}): shipped vs exact "
-            f"{differ(parses['int8 shipped'], parses['int8 exact'])}, shipped vs fp32 "
-            f"{differ(parses['int8 shipped'], parses['fp32'])}, exact vs fp32 "
-            f"{differ(parses['int8 exact'], parses['fp32'])}"
+            f"{parses_differ(parses['int8 shipped'], parses['int8 exact'])}, shipped vs fp32 "
+            f"{parses_differ(parses['int8 shipped'], parses['fp32'])}, exact vs fp32 "
+            f"{parses_differ(parses['int8 exact'], parses['fp32'])}"
         )
     del parsers["fp32"]  # an idle session's threads would share the cores with the timing
-    speed: dict[str, list[tuple[float, float]]] = {"int8 shipped": [], "int8 exact": []}
-    for _ in range(args.rounds):  # alternate, so both see the same minutes of the machine
-        for name in speed:
-            rate = throughput(parsers[name], texts, 1)
-            p50, _ = latency_ms(parsers[name], texts[:300], passes=1)
-            speed[name].append((rate, p50))
-    print(f"\nspeed, medians of {args.rounds} alternating rounds:")
-    for name, rows in speed.items():
-        rates = [r for r, _ in rows]
-        p50s = [p for _, p in rows]
-        print(
-            f"  {name}: {statistics.median(rates):.0f} utt/s batched "
-            f"({min(rates):.0f}-{max(rates):.0f}), p50 {statistics.median(p50s):.2f} ms "
-            f"({min(p50s):.2f}-{max(p50s):.2f})"
-        )
+    print_alternating_speed(parsers, texts, args.rounds)
 
 
 def main() -> None:
@@ -183,8 +155,9 @@ def main() -> None:
     for label, weights, zero_point in cases:
         print(f"  {label}: {matmul_mismatches(weights, zero_point)} sums differ from exact")
     if args.models:
-        for name in args.corpora.split(","):
-            probe_model(args.models / name, name, args)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.corpora.split(","):
+                probe_model(args.models / name, name, args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -16,29 +16,24 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_classical import CORPORA, latency_ms, machine, throughput  # noqa: E402
+from bench_classical import (  # noqa: E402
+    CORPORA,
+    machine,
+    parses_differ,
+    print_alternating_speed,
+)
 
 from voxloop.data import load_corpus  # noqa: E402
 from voxloop.nlu.base import read_manifest  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
 from voxloop.nlu.runtime import OnnxParser  # noqa: E402
 from voxloop.nlu.transformer import TransformerParser  # noqa: E402
-
-
-def key(parse: Any) -> tuple[Any, ...]:
-    return (parse.intent, tuple((s.start, s.end, s.label) for s in parse.slots))
-
-
-def differ(a: list[Any], b: list[Any]) -> int:
-    return sum(key(p) != key(q) for p, q in zip(a, b, strict=True))
 
 
 def requantized(model: Path, out: Path, train_texts: list[str], calibration: int | None) -> Path:
@@ -83,23 +78,11 @@ def probe(directory: Path, name: str, args: argparse.Namespace, tmp: Path) -> No
         r = evaluate(test, parses)
         print(
             f"| {label} | {r.intent_accuracy:.2%} ({r.top_intent_accuracy:.2%}) | "
-            f"{r.slot_f1:.2%} | {r.exact_match:.2%} | {differ(parses, reference['test'])} / "
-            f"{differ(parser.parse(criterion), reference['train'])} | "
-            f"{differ(parses, alone)} of {len(texts)} |"
+            f"{r.slot_f1:.2%} | {r.exact_match:.2%} | {parses_differ(parses, reference['test'])} / "
+            f"{parses_differ(parser.parse(criterion), reference['train'])} | "
+            f"{parses_differ(parses, alone)} of {len(texts)} |"
         )
-    speed: dict[str, list[tuple[float, float]]] = {label: [] for label in parsers}
-    for _ in range(args.rounds):  # alternate, so both see the same minutes of the machine
-        for label, parser in parsers.items():
-            p50, _ = latency_ms(parser, texts[:300], passes=1)
-            speed[label].append((throughput(parser, texts, 1), p50))
-    print(f"\nspeed, medians of {args.rounds} alternating rounds:")
-    for label, rows in speed.items():
-        rates, p50s = [r for r, _ in rows], [p for _, p in rows]
-        print(
-            f"  {label}: {statistics.median(rates):.0f} utt/s batched "
-            f"({min(rates):.0f}-{max(rates):.0f}), p50 {statistics.median(p50s):.2f} ms "
-            f"({min(p50s):.2f}-{max(p50s):.2f})"
-        )
+    print_alternating_speed(parsers, texts, args.rounds)
 
 
 def main() -> None:
