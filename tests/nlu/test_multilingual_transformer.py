@@ -172,6 +172,7 @@ def test_each_layer_exports_one_attention_node_and_int8_keeps_the_ffn_output_of_
     fp32, int8 = ops("model.onnx"), ops("model.int8.onnx")
     assert list(fp32.values()).count("Attention") == 2
     assert list(int8.values()).count("QAttention") == 2
+    assert list(fp32.values()).count("Gelu") == list(int8.values()).count("Gelu") == 2
     # the default for e5-small: the feed-forward output of the lowest 6 layers stays fp32
     kept = {n.name for n in nodes if n.role == "output"}
     assert {name for name, op in int8.items() if op == "MatMul"} == kept

@@ -151,6 +151,73 @@ def test_onnx_fp32_matches_torch(
     assert trained.export_diff_ is not None and trained.export_diff_ < 1e-3
 
 
+def test_each_gelu_is_one_node_in_both_files(saved: Path) -> None:
+    import onnx
+
+    for name in ("model.onnx", "model.int8.onnx"):
+        ops = [n.op_type for n in onnx.load(str(saved / name)).graph.node]
+        assert ops.count("Gelu") == 6 and "Erf" not in ops  # MiniLM-L6: one per layer
+
+
+def _gelu_graph(path: Path, *, divisor: float, swapped: bool) -> None:
+    """x -> [x / divisor -> Erf -> + 1 -> * 0.5] * x, with the commutative operands of Add
+    and the two Muls in the exporter's order or swapped."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, value: float) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(value, dtype=np.float32), name)
+
+    def pair(a: str, b: str) -> list[str]:
+        return [b, a] if swapped else [a, b]
+
+    nodes = [
+        helper.make_node("Div", ["x", "divisor"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", pair("e", "one"), ["a"]),
+        helper.make_node("Mul", pair("a", "half"), ["h"]),
+        helper.make_node("Mul", pair("x", "h"), ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "gelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])],
+        [const("divisor", divisor), const("one", 1.0), const("half", 0.5)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_fuse_gelu_keeps_the_function_and_fuses_only_exact_gelu(
+    tmp_path: Path, swapped: bool
+) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from voxloop.nlu.onnx_export import fuse_gelu
+
+    x = np.linspace(-4, 4, 10, dtype=np.float32).reshape(2, 5)
+
+    def run(path: Path) -> np.ndarray:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": x})[0]
+
+    path = tmp_path / "gelu.onnx"
+    _gelu_graph(path, divisor=math.sqrt(2), swapped=swapped)
+    before = run(path)
+    assert fuse_gelu(path) == 1
+    model = onnx.load(str(path))
+    assert [(n.op_type, n.domain) for n in model.graph.node] == [("Gelu", "com.microsoft")]
+    assert not model.graph.initializer  # the pattern's constants went with it
+    assert np.abs(run(path) - before).max() < 1e-6
+    # x / 2 is not GELU's x / sqrt 2: left alone
+    _gelu_graph(path, divisor=2.0, swapped=swapped)
+    assert fuse_gelu(path) == 0
+    assert [n.op_type for n in onnx.load(str(path)).graph.node][0] == "Div"
+
+
 def test_int8_is_close_to_fp32(saved: Path, snips: dict[str, Sequence[Utterance]]) -> None:
     test = snips["test"]
     texts = [u.text for u in test]

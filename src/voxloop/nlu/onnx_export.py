@@ -13,10 +13,16 @@ int8 quantisation turns it into ``QAttention``. On MASSIVE's de-DE test texts wi
 The exported graph's modules are named so that `voxloop.nlu.quantize` can tell each node's
 layer and role: ``layer.N.attention`` (the fused node), ``layer.N.attention_output``,
 ``layer.N.intermediate``, ``layer.N.output``.
+
+The exporter also spells each layer's GELU as five nodes, ``x * ((erf(x / sqrt 2) + 1) *
+0.5)``, in an order ONNX Runtime's Gelu fusion does not match; `fuse_gelu` makes them one
+``com.microsoft.Gelu`` node (``BiasGelu`` with the bias once loaded, in fp32): 24 of the
+MiniLM graph's ~115 int8 nodes fewer, and four passes less over the widest activation.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -169,6 +175,77 @@ def export_onnx(
             external_data=False,
             verbose=False,
         )
+    fuse_gelu(path)
+
+
+def fuse_gelu(path: Path) -> int:
+    """Rewrite every exact GELU of the ONNX file at ``path`` spelled as ``Div(x, sqrt 2) ->
+    Erf -> Add(1) -> Mul(0.5) -> Mul(x)`` (operands of Add and Mul in either order) as one
+    ``com.microsoft.Gelu`` node; returns how many. The same function to float rounding
+    (ONNX Runtime's kernel computes ``0.5 * x * (1 + erf(x / sqrt 2))``)."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {out: n for n in graph.node for out in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+
+    def only_consumer(name: str, op_type: str) -> Any:
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op_type else None
+
+    def other(node: Any, name: str, value: float) -> str | None:
+        """``node``'s input besides ``name`` when ``name`` is one of its two inputs, and
+        the other is a scalar constant equal to ``value`` (None: not that)."""
+        if len(node.input) != 2 or name not in node.input:
+            return None
+        rest = node.input[1] if node.input[0] == name else node.input[0]
+        constant = constants.get(rest)
+        if constant is None or constant.size != 1 or abs(float(constant) - value) > 1e-6:
+            return None
+        return rest
+
+    dropped: set[int] = set()
+    fused: dict[int, Any] = {}
+    for erf in graph.node:
+        if erf.op_type != "Erf":
+            continue
+        div = producer.get(erf.input[0])
+        if div is None or div.op_type != "Div":
+            continue
+        root = div.input[0]  # x / sqrt 2, not sqrt 2 / x
+        if other(div, root, math.sqrt(2)) != div.input[1]:
+            continue
+        add = only_consumer(erf.output[0], "Add")
+        half = add and only_consumer(add.output[0], "Mul")
+        last = half and only_consumer(half.output[0], "Mul")
+        if not (last and other(add, erf.output[0], 1.0) and other(half, add.output[0], 0.5)):
+            continue
+        if sorted(last.input) != sorted([root, half.output[0]]):
+            continue
+        if len(consumers.get(div.output[0], [])) != 1:
+            continue
+        fused[id(last)] = helper.make_node(
+            "Gelu", [root], [last.output[0]], name=f"{erf.name or 'erf'}_gelu",
+            domain="com.microsoft",
+        )  # fmt: skip
+        dropped.update(id(n) for n in (div, erf, add, half))
+    if fused:
+        nodes = [fused.get(id(n), n) for n in graph.node if id(n) not in dropped]
+        del graph.node[:]
+        graph.node.extend(nodes)
+        used = {name for n in nodes for name in n.input}
+        kept = [i for i in graph.initializer if i.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+        if not any(o.domain == "com.microsoft" for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        onnx.save(model, str(path))
+    return len(fused)
 
 
 def export_difference(
