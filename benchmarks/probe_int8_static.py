@@ -18,6 +18,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,9 +37,18 @@ from voxloop.nlu.runtime import OnnxParser  # noqa: E402
 from voxloop.nlu.transformer import TransformerParser  # noqa: E402
 
 
-def requantized(model: Path, out: Path, train_texts: list[str], calibration: int | None) -> Path:
-    """A copy of ``model`` whose int8 file is written again with ``int8_calibration``."""
+def requantized(
+    model: Path,
+    out: Path,
+    train_texts: list[str],
+    calibration: int | None,
+    rewrite: Callable[[Path], object] | None = None,
+) -> Path:
+    """A copy of ``model`` whose int8 file is written again with ``int8_calibration``
+    (after ``rewrite`` of its fp32 file, when given)."""
     shutil.copytree(model, out)
+    if rewrite is not None:
+        rewrite(out / "model.onnx")
     hyper = dict(read_manifest(model)["hyperparameters"])
     hyper.update(int8_calibration=calibration, progress=False)
     TransformerParser(**hyper).quantize(out, train_texts)
