@@ -36,6 +36,7 @@ from onnx.defs import OpSchema
 from onnxscript import opset18 as op
 
 from voxloop.errors import ModelFormatError
+from voxloop.nlu.quantize import graph_links, sole_consumer
 from voxloop.nlu.runtime import OUTPUTS
 
 INPUTS = ["input_ids", "attention_mask"]
@@ -188,15 +189,10 @@ def fuse_gelu(path: Path) -> int:
     model = onnx.load(str(path))
     graph = model.graph
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    producer = {out: n for n in graph.node for out in n.output}
-    consumers: dict[str, list[Any]] = {}
-    for n in graph.node:
-        for name in n.input:
-            consumers.setdefault(name, []).append(n)
+    producer, consumers = graph_links(graph.node)
 
     def only_consumer(name: str, op_type: str) -> Any:
-        users = consumers.get(name, [])
-        return users[0] if len(users) == 1 and users[0].op_type == op_type else None
+        return sole_consumer(consumers, name, op_type)
 
     def other(node: Any, name: str, value: float) -> str | None:
         """``node``'s input besides ``name`` when ``name`` is one of its two inputs, and

@@ -199,6 +199,23 @@ def fix_activation_ranges(
     return len(dynamic)
 
 
+def graph_links(nodes: Iterable[Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The node producing each tensor name, and the nodes reading each (ONNX nodes)."""
+    producer: dict[str, Any] = {}
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        producer.update((name, node) for name in node.output)
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return producer, consumers
+
+
+def sole_consumer(consumers: Mapping[str, list[Any]], name: str, op_type: str) -> Any:
+    """The node reading tensor ``name`` when it is the only one and an ``op_type`` (else None)."""
+    users = consumers.get(name, [])
+    return users[0] if len(users) == 1 and users[0].op_type == op_type else None
+
+
 def _fuse_integer_matmuls(nodes: list[Any], initializers: Iterable[Any]) -> list[Any]:
     """``MatMulInteger -> Cast -> Mul(a_scale * b_scale) [-> Add(bias)]`` as one
     ``MatMulIntegerToFloat`` (com.microsoft), where ``a_scale`` is a constant scalar and the
@@ -207,15 +224,10 @@ def _fuse_integer_matmuls(nodes: list[Any], initializers: Iterable[Any]) -> list
     from onnx import helper
 
     shapes = {i.name: list(i.dims) for i in initializers}
-    producer = {out: n for n in nodes for out in n.output}
-    consumers: dict[str, list[Any]] = {}
-    for n in nodes:
-        for name in n.input:
-            consumers.setdefault(name, []).append(n)
+    producer, consumers = graph_links(nodes)
 
     def only_consumer(name: str, op_type: str) -> Any:
-        users = consumers.get(name, [])
-        return users[0] if len(users) == 1 and users[0].op_type == op_type else None
+        return sole_consumer(consumers, name, op_type)
 
     dropped: set[int] = set()
     fused: dict[int, Any] = {}
