@@ -225,3 +225,27 @@ def test_an_unknown_encoder_or_depth_is_a_config_error(
         TransformerParser(encoder="xlmr", progress=False).fit(train)
     with pytest.raises(ConfigError, match="between 1 and 12"):
         TransformerParser(encoder="e5-small", layers=13, progress=False).fit(train)
+
+
+def test_e5_int8_has_7_bit_weights_and_parses_each_text_as_alone(
+    saved: Path, massive: dict[str, Sequence[Utterance]]
+) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(saved / "model.int8.onnx"))
+    weights = [numpy_helper.to_array(i) for i in model.graph.initializer]
+    weights = [w for w in weights if w.dtype == np.int8 and w.size > 1]
+    # 7 bits: no uint8 x int8 pair sum overflows 16 bits, on any CPU
+    assert weights and max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
+    ops = {n.op_type for n in model.graph.node}
+    assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops
+    texts = [u.text for u in massive["test"]]
+    parser = OnnxParser.load(saved, batch_size=32)
+    batched = parser.parse(texts)
+    alone = [parser.parse([t])[0] for t in texts]
+    for a, b in zip(batched, alone, strict=True):
+        assert (a.intent, [(s.label, s.start, s.end) for s in a.slots]) == (
+            b.intent,
+            [(s.label, s.start, s.end) for s in b.slots],
+        )

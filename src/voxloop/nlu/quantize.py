@@ -79,11 +79,13 @@ def quantize_int8(
     per_channel: bool,
     fp32_layers: int = 0,
     fp32_roles: Collection[str] = (),
+    reduce_range: bool = False,
 ) -> list[str]:
     """Write the dynamic int8 quantisation of ``fp32_path`` to ``int8_path``, leaving in fp32
     the nodes of the lowest ``fp32_layers`` encoder layers whose role (the layer's
     sub-module: ``attention``, ``attention_output``, ``intermediate``, ``output``) is in
-    ``fp32_roles`` (any role when empty). Returns the names of the nodes left in fp32."""
+    ``fp32_roles`` (any role when empty); ``reduce_range``: 7-bit weights, which no CPU's
+    int8 kernel saturates on. Returns the names of the nodes left in fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     keep: list[str] = []
@@ -116,6 +118,7 @@ def quantize_int8(
             str(int8_path),
             weight_type=QuantType.QInt8,
             per_channel=per_channel,
+            reduce_range=reduce_range,
             nodes_to_exclude=keep,
         )
     finally:

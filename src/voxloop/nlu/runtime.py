@@ -634,7 +634,7 @@ class OnnxParser:
     ``batch_size`` texts go through the network at once, padded to the longest of them.
     A parse does not depend on the other texts of its batch (confidences to float rounding,
     ~1e-5), in fp32 and in int8 files whose activation scales were fixed at training time
-    (``int8_calibration``, MiniLM's default). Other int8 files quantise dynamically, one
+    (``int8_calibration``, the default). Other int8 files quantise dynamically, one
     activation scale per batch: there 2-5% of SNIPS and HWU64 test parses change intent or
     slots against one text at a time (equal accuracy overall); ``batch_size=1`` makes those
     reproducible.

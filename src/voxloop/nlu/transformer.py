@@ -105,10 +105,12 @@ EXPORT_TOLERANCE = 1e-3
 INT8_FP32_LAYERS = {"minilm": 0, "e5-small": 6}
 """Default ``int8_fp32_layers`` per encoder (benchmarks/RESULTS.md, multilingual section)."""
 
-INT8_CALIBRATION = {"minilm": 2000, "e5-small": 0}
-"""Default ``int8_calibration`` per encoder: training texts whose activations fix the int8
-scales (0: a scale per batch, as saved before it existed; e5-small, measured only that way
-on MASSIVE, keeps it)."""
+INT8_CALIBRATION = 2000
+"""Default ``int8_calibration``: training texts whose activations fix the int8 scales."""
+
+INT8_REDUCE_RANGE = {"minilm": False, "e5-small": True}
+"""Default ``int8_reduce_range`` per encoder (benchmarks/RESULTS.md, "7-bit weights for
+e5-small")."""
 
 
 def _torch() -> Any:
@@ -302,7 +304,13 @@ class TransformerParser:
     ``int8_calibration``: fix each int8 activation's scale from this many training texts
     (`voxloop.nlu.quantize.fix_activation_ranges`), so that an int8 parse does not depend on
     the other texts of its batch; 0 keeps dynamic quantisation's scale per batch. ``None``
-    chooses 2,000 for MiniLM and 0 for e5-small.
+    chooses 2,000 (int8 files of e5-small models saved before 2026-12-06 session 14 have a
+    scale per batch).
+    ``int8_reduce_range``: quantise weights to 7 bits (-64..64) instead of 8. onnxruntime's
+    int8 kernel on x86 without VNNI adds pairs of uint8 x int8 products in 16 bits, which
+    saturates with 8-bit weights; 7-bit weights never do, so the int8 file answers alike on
+    every CPU. ``None`` chooses it for e5-small, whose 8-bit file lost ~3 slot F1 points to
+    saturation on an AVX2 CPU, and not for MiniLM, where 8 bits agreed with fp32 more.
     """
 
     def __init__(
@@ -328,6 +336,7 @@ class TransformerParser:
         int8_fp32_layers: int | None = None,
         int8_fp32_roles: Sequence[str] = ("output",),
         int8_calibration: int | None = None,
+        int8_reduce_range: bool | None = None,
         slot_loss_weight: float = 1.0,
         constrain_slots: bool = True,
         dev_fraction: float = 0.1,
@@ -362,6 +371,7 @@ class TransformerParser:
         self.int8_fp32_layers = int8_fp32_layers
         self.int8_fp32_roles = list(int8_fp32_roles)
         self.int8_calibration = int8_calibration
+        self.int8_reduce_range = int8_reduce_range
         self.slot_loss_weight = slot_loss_weight
         self.constrain_slots = constrain_slots
         self.dev_fraction = dev_fraction
@@ -945,16 +955,20 @@ class TransformerParser:
         fp32_layers = self.int8_fp32_layers
         if fp32_layers is None:
             fp32_layers = INT8_FP32_LAYERS.get(self.encoder, 0)
+        reduce_range = self.int8_reduce_range
+        if reduce_range is None:
+            reduce_range = INT8_REDUCE_RANGE.get(self.encoder, False)
         kept = quantize_int8(
             directory / FP32_FILE,
             directory / INT8_FILE,
             per_channel=per_channel,
             fp32_layers=fp32_layers,
             fp32_roles=self.int8_fp32_roles,
+            reduce_range=reduce_range,
         )
         calibration = self.int8_calibration
         if calibration is None:
-            calibration = INT8_CALIBRATION.get(self.encoder, 0)
+            calibration = INT8_CALIBRATION
         if calibration > 0 and train_texts:
             texts = list(train_texts)
             if len(texts) > calibration:
