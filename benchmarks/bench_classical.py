@@ -91,6 +91,15 @@ def latency_ms(parser: Any, texts: Sequence[str], passes: int = 2) -> tuple[floa
     return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
+def figure_cells(result: Any) -> str:
+    """A Markdown row's "intent (best guess) | slot F1 | exact match" cells of an evaluation."""
+    r = result
+    return (
+        f"{r.intent_accuracy:.2%} ({r.top_intent_accuracy:.2%}) | {r.slot_f1:.2%} | "
+        f"{r.exact_match:.2%}"
+    )
+
+
 def parses_differ(a: Sequence[Any], b: Sequence[Any]) -> int:
     """How many of two parse lists' pairs differ in intent or slots (not confidence)."""
 

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_classical import (  # noqa: E402
     CORPORA,
+    figure_cells,
     machine,
     parses_differ,
     print_alternating_speed,
@@ -72,11 +73,8 @@ def probe(directory: Path, name: str, args: argparse.Namespace, tmp: Path) -> No
             r = evaluate(test, parses)
             differ = "" if before is None else f"{parses_differ(parses, before)} of {len(texts)}"
             before = before or parses
-            print(
-                f"| {precision}, {label} | {optimised_nodes(parser, precision)} | "
-                f"{r.intent_accuracy:.2%} ({r.top_intent_accuracy:.2%}) | {r.slot_f1:.2%} | "
-                f"{r.exact_match:.2%} | {differ} |"
-            )
+            nodes = optimised_nodes(parser, precision)
+            print(f"| {precision}, {label} | {nodes} | {figure_cells(r)} | {differ} |")
         print_alternating_speed(parsers, texts, args.rounds)
 
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_classical import (  # noqa: E402
     CORPORA,
+    figure_cells,
     machine,
     parses_differ,
     print_alternating_speed,
@@ -116,19 +117,18 @@ def probe_model(directory: Path, corpus_name: str, args: argparse.Namespace, tmp
     print("|---|---|---|---|")
     for name, parses in on_test.items():
         r = evaluate(test, parses)
-        print(
-            f"| {name} | {r.intent_accuracy:.2%} ({r.top_intent_accuracy:.2%}) | "
-            f"{r.slot_f1:.2%} | {r.exact_match:.2%} |"
-        )
-    for label, parses, total in (
+        print(f"| {name} | {figure_cells(r)} |")
+    for label, by_model, total in (
         ("test", on_test, len(texts)),
         ("train", on_train, len(train_texts)),
     ):
+        shipped, exact_sums, reference = (
+            by_model[k] for k in ("int8 shipped", "int8 exact", "fp32")
+        )
         print(
             f"\nparses that differ on {label} ({total}): shipped vs exact "
-            f"{parses_differ(parses['int8 shipped'], parses['int8 exact'])}, shipped vs fp32 "
-            f"{parses_differ(parses['int8 shipped'], parses['fp32'])}, exact vs fp32 "
-            f"{parses_differ(parses['int8 exact'], parses['fp32'])}"
+            f"{parses_differ(shipped, exact_sums)}, shipped vs fp32 {parses_differ(shipped, reference)}, "
+            f"exact vs fp32 {parses_differ(exact_sums, reference)}"
         )
     del parsers["fp32"]  # an idle session's threads would share the cores with the timing
     print_alternating_speed(parsers, texts, args.rounds)

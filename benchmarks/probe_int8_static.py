@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_classical import (  # noqa: E402
     CORPORA,
     DATASETS,
+    figure_cells,
     machine,
     parses_differ,
     print_alternating_speed,
@@ -86,10 +87,7 @@ def probe(
     )
     print("|---|---|---|---|---|---|")
     r = evaluate(test, reference["test"])
-    print(
-        f"| fp32 | {r.intent_accuracy:.2%} ({r.top_intent_accuracy:.2%}) | {r.slot_f1:.2%} "
-        f"| {r.exact_match:.2%} | | |"
-    )
+    print(f"| fp32 | {figure_cells(r)} | | |")
     parsers = {}
     for label, path in files.items():
         parser = OnnxParser.load(path, precision="int8", threads=args.threads)
@@ -98,8 +96,7 @@ def probe(
         alone = [parser.parse([t])[0] for t in texts]
         r = evaluate(test, parses)
         print(
-            f"| {label} | {r.intent_accuracy:.2%} ({r.top_intent_accuracy:.2%}) | "
-            f"{r.slot_f1:.2%} | {r.exact_match:.2%} | {parses_differ(parses, reference['test'])} / "
+            f"| {label} | {figure_cells(r)} | {parses_differ(parses, reference['test'])} / "
             f"{parses_differ(parser.parse(criterion), reference['train'])} | "
             f"{parses_differ(parses, alone)} of {len(texts)} |"
         )
