@@ -109,8 +109,8 @@ INT8_CALIBRATION = 2000
 """Default ``int8_calibration``: training texts whose activations fix the int8 scales."""
 
 INT8_REDUCE_RANGE = {"minilm": False, "e5-small": True}
-"""Default ``int8_reduce_range`` per encoder (benchmarks/RESULTS.md, "7-bit weights for
-e5-small")."""
+"""Default ``int8_reduce_range`` per encoder (benchmarks/RESULTS.md, "7-bit weights and fixed
+activation scales for e5-small")."""
 
 
 def _torch() -> Any:
