@@ -191,9 +191,6 @@ def fuse_gelu(path: Path) -> int:
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     producer, consumers = graph_links(graph.node)
 
-    def only_consumer(name: str, op_type: str) -> Any:
-        return sole_consumer(consumers, name, op_type)
-
     def other(node: Any, name: str, value: float) -> str | None:
         """``node``'s input besides ``name`` when ``name`` is one of its two inputs, and
         the other is a scalar constant equal to ``value`` (None: not that)."""
@@ -216,9 +213,9 @@ def fuse_gelu(path: Path) -> int:
         root = div.input[0]  # x / sqrt 2, not sqrt 2 / x
         if other(div, root, math.sqrt(2)) != div.input[1]:
             continue
-        add = only_consumer(erf.output[0], "Add")
-        half = add and only_consumer(add.output[0], "Mul")
-        last = half and only_consumer(half.output[0], "Mul")
+        add = sole_consumer(consumers, erf.output[0], "Add")
+        half = add and sole_consumer(consumers, add.output[0], "Mul")
+        last = half and sole_consumer(consumers, half.output[0], "Mul")
         if not (last and other(add, erf.output[0], 1.0) and other(half, add.output[0], 0.5)):
             continue
         if sorted(last.input) != sorted([root, half.output[0]]):

@@ -229,22 +229,19 @@ def _fuse_integer_matmuls(nodes: list[Any], initializers: Iterable[Any]) -> list
     shapes = {i.name: list(i.dims) for i in initializers}
     producer, consumers = graph_links(nodes)
 
-    def only_consumer(name: str, op_type: str) -> Any:
-        return sole_consumer(consumers, name, op_type)
-
     dropped: set[int] = set()
     fused: dict[int, Any] = {}
     for node in nodes:
         if node.op_type != "MatMulInteger" or len(node.input) != 4:
             continue
-        cast = only_consumer(node.output[0], "Cast")
-        mul = cast and only_consumer(cast.output[0], "Mul")
+        cast = sole_consumer(consumers, node.output[0], "Cast")
+        mul = cast and sole_consumer(consumers, cast.output[0], "Mul")
         scales = mul and producer.get(mul.input[1])
         if not (mul and mul.input[0] == cast.output[0] and scales and scales.op_type == "Mul"):
             continue
         if len(consumers.get(scales.output[0], [])) != 1 or shapes.get(scales.input[0]) != []:
             continue
-        add = only_consumer(mul.output[0], "Add")
+        add = sole_consumer(consumers, mul.output[0], "Add")
         bias = add and next((i for i in add.input if len(shapes.get(i, [])) == 1), None)
         inputs = [node.input[0], node.input[1], scales.input[0], scales.input[1]]
         inputs += [node.input[2], node.input[3]] + ([bias] if bias else [])
