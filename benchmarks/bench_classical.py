@@ -91,6 +91,19 @@ def latency_ms(parser: Any, texts: Sequence[str], passes: int = 2) -> tuple[floa
     return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
+def probe_arguments(doc: str, rounds: int, models_required: bool = True) -> argparse.ArgumentParser:
+    """The options every saved-model probe takes: ``--models`` (DIR/CORPUS), ``--corpora``,
+    onnxruntime ``--threads`` and the ``--rounds`` of alternating speed measurement."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument(
+        "--models", type=Path, required=models_required, help="saved transformer models, DIR/CORPUS"
+    )
+    ap.add_argument("--corpora", default="snips,atis,hwu64")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    return ap
+
+
 def figure_cells(result: Any) -> str:
     """A Markdown row's "intent (best guess) | slot F1 | exact match" cells of an evaluation."""
     r = result

@@ -26,6 +26,7 @@ from bench_classical import (  # noqa: E402
     machine,
     parses_differ,
     print_alternating_speed,
+    probe_arguments,
 )
 from probe_int8_static import requantized  # noqa: E402
 
@@ -79,12 +80,7 @@ def probe(directory: Path, name: str, args: argparse.Namespace, tmp: Path) -> No
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", type=Path, required=True, help="saved models, DIR/CORPUS")
-    ap.add_argument("--corpora", default="snips,atis,hwu64")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=7)
-    args = ap.parse_args()
+    args = probe_arguments(__doc__, rounds=7).parse_args()
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.corpora.split(","):

@@ -38,6 +38,7 @@ from bench_classical import (  # noqa: E402
     machine,
     parses_differ,
     print_alternating_speed,
+    probe_arguments,
 )
 
 from voxloop.data import load_corpus  # noqa: E402
@@ -135,12 +136,8 @@ def probe_model(directory: Path, corpus_name: str, args: argparse.Namespace, tmp
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", type=Path, help="saved transformer models, DIR/CORPUS")
-    ap.add_argument("--corpora", default="snips,atis,hwu64")
-    ap.add_argument("--threads", type=int, default=2)
+    ap = probe_arguments(__doc__, rounds=3, models_required=False)
     ap.add_argument("--train-texts", type=int, default=5000)
-    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     print(f"{machine()}\n")
     rng = np.random.default_rng(0)

@@ -33,6 +33,7 @@ from bench_classical import (  # noqa: E402
     machine,
     parses_differ,
     print_alternating_speed,
+    probe_arguments,
 )
 
 from voxloop.data import load_corpus  # noqa: E402
@@ -104,12 +105,8 @@ def probe(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", type=Path, required=True, help="saved models, DIR/CORPUS")
-    ap.add_argument("--corpora", default="snips,atis,hwu64")
-    ap.add_argument("--threads", type=int, default=2)
+    ap = probe_arguments(__doc__, rounds=5)
     ap.add_argument("--train-texts", type=int, default=5000)
-    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument(
         "--massive",
         help="LOCALES: --models is one model trained on these MASSIVE locales (comma-separated)",
