@@ -14,7 +14,6 @@ fp32, and parses that change when a text is parsed alone instead of in batches (
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,12 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_classical import machine, parses_differ  # noqa: E402
-from probe_int8_static import massive  # noqa: E402
+from probe_int8_static import massive, requantized  # noqa: E402
 
-from voxloop.nlu.base import read_manifest  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
 from voxloop.nlu.runtime import OnnxParser  # noqa: E402
-from voxloop.nlu.transformer import TransformerParser  # noqa: E402
 
 LOCALES = "ar-SA,de-DE,en-US,es-ES,fr-FR,hi-IN,it-IT,ja-JP,ko-KR,pl-PL,ru-RU,sw-KE,tr-TR,zh-CN"
 
@@ -46,11 +43,7 @@ def main() -> None:
     per_locale = len(test) // len(args.locales.split(","))
     few = [i for i in range(len(test)) if i % per_locale < args.alone]
     with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        shutil.copytree(args.model, before)
-        hyper = dict(read_manifest(args.model)["hyperparameters"])
-        hyper.update(int8_calibration=0, int8_reduce_range=False, progress=False)
-        TransformerParser(**hyper).quantize(before, train)
+        before = requantized(args.model, Path(tmp) / "before", train, 0, reduce_range=False)
         fp32 = OnnxParser.load(args.model, precision="fp32", threads=args.threads)
         reference = fp32.parse(texts)
         r = evaluate(test, reference)

@@ -50,14 +50,18 @@ def requantized(
     train_texts: list[str],
     calibration: int | None,
     rewrite: Callable[[Path], object] | None = None,
+    reduce_range: bool | None = None,
 ) -> Path:
     """A copy of ``model`` whose int8 file is written again with ``int8_calibration``
-    (after ``rewrite`` of its fp32 file, when given)."""
+    (after ``rewrite`` of its fp32 file, when given), with ``int8_reduce_range`` when given
+    (else the model's own)."""
     shutil.copytree(model, out)
     if rewrite is not None:
         rewrite(out / "model.onnx")
     hyper = dict(read_manifest(model)["hyperparameters"])
     hyper.update(int8_calibration=calibration, progress=False)
+    if reduce_range is not None:
+        hyper.update(int8_reduce_range=reduce_range)
     TransformerParser(**hyper).quantize(out, train_texts)
     return out
 
