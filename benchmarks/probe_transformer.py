@@ -11,6 +11,9 @@ joined by ``+``; ``baseline`` changes nothing. The baseline is also
     python benchmarks/probe_transformer.py --corpus snips --probes baseline,slot_loss_weight=2.0
     python benchmarks/probe_transformer.py --probes max_epochs=12+patience=2
     python benchmarks/probe_transformer.py --corpus hwu64 --probes seed=1,seed=2
+    python benchmarks/probe_transformer.py --corpus snips --probes teachers=DIR1:DIR2
+
+(``teachers``: saved models, separated by ``:``, to distil from.)
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def main() -> int:
     ap.add_argument("--probes", default="freeze_embeddings=False,slot_loss_weight=2.0")
     ap.add_argument("--corpus", default="atis", choices=sorted(CORPORA))
     ap.add_argument("--max-epochs", type=int, default=8)
+    ap.add_argument("--save-dir", type=Path, help="save each probe's model in DIR/<probe>")
     args = ap.parse_args()
     corpus = load_corpus(CORPORA[args.corpus])
     train, dev, test = corpus.split("train"), corpus.splits.get("dev"), corpus.split("test")
@@ -56,7 +60,7 @@ def main() -> int:
         for item in probe.split("+"):
             if item != "baseline":
                 key, _, text = item.partition("=")
-                settings[key] = value(text)
+                settings[key] = text.split(":") if key == "teachers" else value(text)
         started = time.perf_counter()
         parser = TransformerParser(threads=2, progress=False, **settings).fit(train, dev)
         best = max(parser.history_, key=lambda h: h["dev_exact_match"])
@@ -74,6 +78,10 @@ def main() -> int:
                 round(result.exact_match, 4),
             ],
         }
+        if args.save_dir:
+            target = args.save_dir / probe.replace("/", "_")[:100]
+            parser.save(target, {"version": target.name})
+            row["saved"] = str(target)
         print(json.dumps(row), flush=True)
     return 0
 

@@ -86,6 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             freeze_layers=args.freeze_layers,
             max_epochs=args.epochs,
             refit=args.refit,
+            teachers=args.teacher or (),
+            distill_weight=args.distill_weight,
         )
         parser.fit(train, dev)  # shows its own progress bar per epoch
     else:
@@ -290,6 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="transformer, no dev split: after early stopping on a held-out tenth of train, "
         "train again on all of it for the chosen number of epochs",
+    )
+    train.add_argument(
+        "--teacher",
+        action="append",
+        metavar="DIR",
+        help="transformer: distil from this saved transformer model too (repeatable: the "
+        "teachers' probabilities are averaged); trained on the same labels",
+    )
+    train.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.5,
+        help="transformer with --teacher: weight of the teachers' soft targets in the loss",
     )
     train.add_argument("--version", help="model version name (default: the directory name)")
     train.add_argument("--seed", type=int, default=0)

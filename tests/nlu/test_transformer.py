@@ -24,7 +24,8 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 
 from voxloop.data import load_corpus  # noqa: E402
-from voxloop.errors import ModelFormatError  # noqa: E402
+from voxloop.errors import ConfigError, ModelFormatError  # noqa: E402
+from voxloop.nlu.distill import soft_targets  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
 from voxloop.nlu.runtime import OnnxParser, first_subwords, viterbi  # noqa: E402
 from voxloop.nlu.tokenize import tokenize  # noqa: E402
@@ -387,3 +388,50 @@ def test_loading_a_classical_model_as_transformer_says_so(tmp_path: Path, saved:
     (model / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFormatError, match="not a transformer model"):
         OnnxParser.load(model)
+
+
+# --- distillation ---------------------------------------------------------------------
+def test_soft_targets_are_the_teachers_probabilities_per_word(
+    saved: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    teacher = OnnxParser.load(saved, precision="fp32")
+    intents, tags = teacher.decoder_.intents, teacher.decoder_.tags
+    texts = [u.text for u in snips["test"][:20]]
+    soft = soft_targets([saved], texts, intents[::-1], tags[::-1], temperature=1.0)
+    offsets, intent_logits, slot_logits = teacher.logits(texts)
+    # In the student's (here: reversed) label order, one row per word, each a distribution.
+    assert np.allclose(soft.intents.sum(1), 1.0, atol=1e-5)
+    assert list(soft.intents.argmax(1)) == [len(intents) - 1 - i for i in intent_logits.argmax(1)]
+    for text, words, slots, pieces in zip(texts, soft.words, slot_logits, offsets, strict=True):
+        assert words.shape == (len(tokenize(text)), len(tags))
+        assert np.allclose(words.sum(1), 1.0, atol=1e-5)
+        firsts = first_subwords(tokenize(text), pieces)
+        assert list(words.argmax(1)) == [len(tags) - 1 - int(slots[j].argmax()) for j in firsts]
+
+
+def test_a_teacher_without_a_student_label_is_refused(saved: Path) -> None:
+    teacher = OnnxParser.load(saved, precision="fp32")
+    with pytest.raises(ConfigError, match="'B-no_such_slot'"):
+        soft_targets(
+            [saved],
+            ["play a song"],
+            teacher.decoder_.intents,
+            ["O", "B-no_such_slot"],
+            temperature=2.0,
+        )
+
+
+def test_a_student_learns_from_the_teacher_alone(
+    saved: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    # distill_weight=1: the labels take no part in the loss, only the teacher's soft
+    # targets; the student still learns the teacher's intents and slots.
+    student = TransformerParser(**SMALL, teachers=[str(saved)], distill_weight=1.0).fit(  # type: ignore[arg-type]
+        snips["train"]
+    )
+    texts = [u.text for u in snips["test"]]
+    teacher = OnnxParser.load(saved, precision="fp32").parse(texts)
+    taught = student.parse(texts)
+    agree = sum(a.intent == b.intent for a, b in zip(taught, teacher, strict=True))
+    assert agree >= 0.8 * len(texts)
+    assert evaluate(snips["test"], taught).slot_f1 > 0.75 * evaluate(snips["test"], teacher).slot_f1

@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +59,7 @@ from voxloop.nlu.base import (
     staged_directory,
     write_json_atomic,
 )
+from voxloop.nlu.distill import SoftTargets, soft_targets
 from voxloop.nlu.encoders import prune_unigram, resolve_encoder
 from voxloop.nlu.evaluate import calibration_bins, evaluate, expected_calibration_error
 from voxloop.nlu.runtime import (
@@ -133,6 +134,10 @@ class _Example:
     ids: list[int]
     labels: list[int]
     intent: int
+    # With teachers: their intent probabilities, and their tag probabilities at the
+    # labelled sub-words (``[len(ids), tags]``, NaN rows elsewhere).
+    soft_intent: npt.NDArray[np.float32] | None = None
+    soft_slots: npt.NDArray[np.float32] | None = None
 
 
 def _build_model(
@@ -311,6 +316,10 @@ class TransformerParser:
     saturates with 8-bit weights; 7-bit weights never do, so the int8 file answers alike on
     every CPU. ``None`` chooses it for e5-small, whose 8-bit file lost ~3 slot F1 points to
     saturation on an AVX2 CPU, and not for MiniLM, where 8 bits agreed with fp32 more.
+    ``teachers``: saved transformer models (trained on the same labels) to distil from
+    (`voxloop.nlu.distill`): the loss is ``(1 - distill_weight)`` times the loss on the
+    labels plus ``distill_weight`` times the cross-entropy against the teachers' mean
+    probabilities, both softened by ``distill_temperature`` (times its square).
     """
 
     def __init__(
@@ -338,6 +347,9 @@ class TransformerParser:
         int8_calibration: int | None = None,
         int8_reduce_range: bool | None = None,
         slot_loss_weight: float = 1.0,
+        teachers: Sequence[str] = (),
+        distill_weight: float = 0.5,
+        distill_temperature: float = 2.0,
         constrain_slots: bool = True,
         dev_fraction: float = 0.1,
         max_dev: int = 1000,
@@ -373,6 +385,9 @@ class TransformerParser:
         self.int8_calibration = int8_calibration
         self.int8_reduce_range = int8_reduce_range
         self.slot_loss_weight = slot_loss_weight
+        self.teachers = [teachers] if isinstance(teachers, str) else [str(t) for t in teachers]
+        self.distill_weight = distill_weight
+        self.distill_temperature = distill_temperature
         self.constrain_slots = constrain_slots
         self.dev_fraction = dev_fraction
         self.max_dev = max_dev
@@ -416,19 +431,35 @@ class TransformerParser:
         return {n: getattr(self, n) for n in code.co_varnames[1 : code.co_kwonlyargcount + 1]}
 
     # --- data -----------------------------------------------------------------------
-    def _examples(self, tokenizer: Any, data: Sequence[Utterance]) -> list[_Example]:
+    def _examples(
+        self, tokenizer: Any, data: Sequence[Utterance], soft: SoftTargets | None = None
+    ) -> list[_Example]:
         tag_index = {t: i for i, t in enumerate(self.tags_)}
         intent_index = {t: i for i, t in enumerate(self.intents_)}
         out: list[_Example] = []
-        for u, enc in zip(data, tokenizer.encode_batch([u.text for u in data]), strict=True):
+        encodings = tokenizer.encode_batch([u.text for u in data])
+        for n, (u, enc) in enumerate(zip(data, encodings, strict=True)):
             labels = [IGNORE] * len(enc.ids)
             tokens = tokenize(u.text)
-            for j, tag in zip(
-                first_subwords(tokens, enc.offsets), bio_tags(tokens, u.slots), strict=True
+            soft_slots = None
+            if soft is not None:
+                soft_slots = np.full((len(enc.ids), len(self.tags_)), np.nan, dtype=np.float32)
+            for k, (j, tag) in enumerate(
+                zip(first_subwords(tokens, enc.offsets), bio_tags(tokens, u.slots), strict=True)
             ):
                 if j >= 0 and labels[j] == IGNORE:
                     labels[j] = tag_index.get(tag, tag_index["O"])
-            out.append(_Example(list(enc.ids), labels, intent_index.get(u.intent or "", -1)))
+                    if soft_slots is not None and soft is not None:
+                        soft_slots[j] = soft.words[n][k]
+            out.append(
+                _Example(
+                    list(enc.ids),
+                    labels,
+                    intent_index.get(u.intent or "", -1),
+                    None if soft is None else soft.intents[n],
+                    soft_slots,
+                )
+            )
         return out
 
     def _batches(self, examples: Sequence[_Example], rng: random.Random) -> list[list[int]]:
@@ -571,7 +602,17 @@ class TransformerParser:
         examples = self._examples(tokenizer, train)
         self.max_length_ = max(len(e.ids) for e in examples)
         tokenizer.enable_truncation(self.max_length_)
-        examples = self._examples(tokenizer, train)
+        soft = None
+        if self.teachers:
+            soft = soft_targets(
+                self.teachers,
+                [u.text for u in train],
+                self.intents_,
+                self.tags_,
+                temperature=self.distill_temperature,
+                threads=self.threads,
+            )
+        examples = self._examples(tokenizer, train, soft)
 
         model = _build_model(
             torch,
@@ -688,6 +729,10 @@ class TransformerParser:
                     slot_logits.reshape(-1, slot_logits.shape[-1]),
                     torch.from_numpy(slot_labels).reshape(-1),
                 )
+                if self.teachers:
+                    loss = (1 - self.distill_weight) * loss + self.distill_weight * (
+                        self._distill_loss(torch, items, intent_logits, slot_logits)
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -732,6 +777,24 @@ class TransformerParser:
             model.load_state_dict(best_state)
         model.eval()
         return best_epoch
+
+    def _distill_loss(
+        self, torch: Any, items: Sequence[_Example], intent_logits: Any, slot_logits: Any
+    ) -> Any:
+        """Cross-entropy of the student's temperature-softened intent and slot
+        distributions against the teachers' (scaled by T², Hinton et al.): the
+        KL divergence to the teachers up to a constant."""
+        t = self.distill_temperature
+        target = torch.from_numpy(np.stack([cast(Any, e.soft_intent) for e in items]))
+        intent = -(target * torch.log_softmax(intent_logits / t, dim=-1)).sum(-1).mean()
+        rows = np.full(slot_logits.shape, np.nan, dtype=np.float32)
+        for r, e in enumerate(items):
+            assert e.soft_slots is not None
+            rows[r, : len(e.soft_slots)] = e.soft_slots
+        known = ~np.isnan(rows[..., 0])
+        picked = torch.log_softmax(slot_logits / t, dim=-1)[torch.from_numpy(known)]
+        slots = -(torch.from_numpy(rows[known]) * picked).sum(-1).mean()
+        return t * t * (intent + self.slot_loss_weight * slots)
 
     def _frozen_states(self, torch: Any, model: Any, examples: Sequence[_Example]) -> list[Any]:
         """The output of the embeddings and the frozen layers for every example, in eval

@@ -1,0 +1,89 @@
+"""Soft targets from trained transformer parsers, for knowledge distillation.
+
+A student network (`voxloop.nlu.transformer.TransformerParser` with ``teachers``) learns
+from the one-hot labels and from the probabilities one or more saved models (the
+teachers: a larger encoder, or several seeds) give the same training texts, softened by
+a temperature — the task-specific distillation of DistilBERT and TinyBERT. The teachers
+run here with onnxruntime (their fp32 files), once, before training.
+
+Teacher and student need not share a tokenizer: slot probabilities are taken at each
+word's first sub-word in the teacher's pieces and handed to the student at that word's
+first sub-word in its own, the position its slot label sits at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from voxloop.errors import ConfigError
+from voxloop.nlu.runtime import OnnxParser, first_subwords, softmax
+from voxloop.nlu.tokenize import tokenize
+
+__all__ = ["SoftTargets", "soft_targets"]
+
+
+class SoftTargets:
+    """Teacher probabilities for a list of texts: ``intents[i]`` over the student's
+    intents; ``words[i][k]`` over the student's tags for word ``k`` of text ``i``
+    (a row of NaN where no teacher saw the word, e.g. past its truncation)."""
+
+    def __init__(
+        self, intents: npt.NDArray[np.float32], words: list[npt.NDArray[np.float32]]
+    ) -> None:
+        self.intents = intents
+        self.words = words
+
+
+def _columns(names: Sequence[str], teacher: Sequence[str], what: str, where: Path) -> list[int]:
+    index = {n: i for i, n in enumerate(teacher)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise ConfigError(
+            f"{where}: the teacher does not know {len(missing)} of the student's {what} "
+            f"(first: {missing[0]!r}); train it on the same labels",
+            key="teachers",
+        )
+    return [index[n] for n in names]
+
+
+def soft_targets(
+    teachers: Sequence[str | Path],
+    texts: Sequence[str],
+    intents: Sequence[str],
+    tags: Sequence[str],
+    *,
+    temperature: float,
+    threads: int | None = None,
+) -> SoftTargets:
+    """The mean over ``teachers`` (saved transformer model directories) of their
+    temperature-softened intent and per-word slot probabilities for ``texts``, in the
+    student's label order (a teacher must know every student label; its others are
+    dropped before the softmax)."""
+    if not teachers:
+        raise ConfigError("give at least one teacher model directory", key="teachers")
+    if temperature <= 0:
+        raise ConfigError(f"must be positive, not {temperature}", key="distill_temperature")
+    tokens = [tokenize(t) for t in texts]
+    intent_sum = np.zeros((len(texts), len(intents)), dtype=np.float64)
+    word_sums = [np.zeros((len(w), len(tags)), dtype=np.float64) for w in tokens]
+    seen = [np.zeros(len(w), dtype=np.int64) for w in tokens]
+    for path in teachers:
+        teacher = OnnxParser.load(path, precision="fp32", threads=threads)
+        intent_cols = _columns(intents, teacher.decoder_.intents, "intents", Path(path))
+        tag_cols = _columns(tags, teacher.decoder_.tags, "slot tags", Path(path))
+        offsets, intent_logits, slot_logits = teacher.logits(texts)
+        intent_sum += softmax(intent_logits[:, intent_cols] / temperature, axis=-1)
+        for i, (text_tokens, rows) in enumerate(zip(tokens, slot_logits, strict=True)):
+            for k, j in enumerate(first_subwords(text_tokens, offsets[i])):
+                if j >= 0:
+                    word_sums[i][k] += softmax(rows[j, tag_cols] / temperature)
+                    seen[i][k] += 1
+    per_word: list[npt.NDArray[np.float32]] = []
+    for sums, count in zip(word_sums, seen, strict=True):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_word.append((sums / count[:, None]).astype(np.float32))
+    return SoftTargets((intent_sum / len(teachers)).astype(np.float32), per_word)
