@@ -421,6 +421,14 @@ def test_a_teacher_without_a_student_label_is_refused(saved: Path) -> None:
         )
 
 
+def test_a_distill_weight_outside_0_to_1_is_refused(
+    saved: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    parser = TransformerParser(**SMALL, teachers=[str(saved)], distill_weight=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="distill_weight.*between 0 and 1, not 1.5"):
+        parser.fit(snips["train"][:30])
+
+
 def test_a_student_learns_from_the_teacher_alone(
     saved: Path, snips: dict[str, Sequence[Utterance]]
 ) -> None:

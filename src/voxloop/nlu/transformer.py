@@ -495,6 +495,10 @@ class TransformerParser:
             )
         if self.precision not in ("int8", "fp32"):
             raise ConfigError(f"must be 'int8' or 'fp32', not {self.precision!r}", key="precision")
+        if self.teachers and not 0 <= self.distill_weight <= 1:
+            raise ConfigError(
+                f"must be between 0 and 1, not {self.distill_weight}", key="distill_weight"
+            )
         torch = _torch()
         started = time.perf_counter()
         previous_threads = torch.get_num_threads()
