@@ -14,6 +14,7 @@ first sub-word in its own, the position its slot label sits at.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,14 @@ from voxloop.nlu.tokenize import tokenize
 __all__ = ["SoftTargets", "soft_targets"]
 
 
+@dataclass(frozen=True, slots=True)
 class SoftTargets:
     """Teacher probabilities for a list of texts: ``intents[i]`` over the student's
     intents; ``words[i][k]`` over the student's tags for word ``k`` of text ``i``
     (a row of NaN where no teacher saw the word, e.g. past its truncation)."""
 
-    def __init__(
-        self, intents: npt.NDArray[np.float32], words: list[npt.NDArray[np.float32]]
-    ) -> None:
-        self.intents = intents
-        self.words = words
+    intents: npt.NDArray[np.float32]
+    words: list[npt.NDArray[np.float32]]
 
 
 def _columns(names: Sequence[str], teacher: Sequence[str], what: str, where: Path) -> list[int]:
@@ -78,10 +77,10 @@ def soft_targets(
         offsets, intent_logits, slot_logits = teacher.logits(texts)
         intent_sum += softmax(intent_logits[:, intent_cols] / temperature, axis=-1)
         for i, (text_tokens, rows) in enumerate(zip(tokens, slot_logits, strict=True)):
-            for k, j in enumerate(first_subwords(text_tokens, offsets[i])):
-                if j >= 0:
-                    word_sums[i][k] += softmax(rows[j, tag_cols] / temperature)
-                    seen[i][k] += 1
+            firsts = np.array(first_subwords(text_tokens, offsets[i]), dtype=np.int64)
+            found = firsts >= 0
+            word_sums[i][found] += softmax(rows[firsts[found]][:, tag_cols] / temperature)
+            seen[i][found] += 1
     per_word: list[npt.NDArray[np.float32]] = []
     for sums, count in zip(word_sums, seen, strict=True):
         with np.errstate(invalid="ignore", divide="ignore"):
