@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voxloop.nlu.tokenize import fold, tokenize
+from voxloop.nlu.tokenize import _TOKEN, fold, tokenize
 
 
 @given(st.text(max_size=80))
@@ -14,6 +14,16 @@ def test_tokens_are_exact_slices_of_the_text(text: str) -> None:
         assert start >= previous_end and end > start
         assert not token.isspace()
         previous_end = end
+
+
+@given(
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=80)
+    | st.text(alphabet="ab7_' -.?\t\x1c", max_size=30)
+)
+def test_ascii_text_is_split_as_by_the_general_pattern(text: str) -> None:
+    # ASCII text takes a shorter pattern; it must find the very same tokens.
+    general = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    assert tokenize(text) == general
 
 
 def test_words_punctuation_and_contractions() -> None:
