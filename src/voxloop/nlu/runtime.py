@@ -495,8 +495,11 @@ class Decoder:
             )
         out: list[Parse] = []
         for i, text in enumerate(texts):
-            row = rows[i]
-            ranking = tuple(IntentScore(self.intents[j], float(row[j])) for j in orders[i])
+            order = orders[i]
+            ranking = tuple(
+                IntentScore(self.intents[j], score)
+                for j, score in zip(order.tolist(), rows[i][order].tolist(), strict=True)
+            )
             top = ranking[0]
             tags, confidences = self._word_tags(words[i], tag_ids[i], shares[i])
             out.append(
@@ -574,19 +577,15 @@ class Decoder:
         """Fill ``tag_ids[text]`` and ``shares[text]`` with the path of the item chosen for
         each text (``items[j]`` for ``texts[j]``, rows as in ``layout``): its head words' tag
         ids and each tag's probability among the tags the item's intent allows."""
-        n = layout.lengths[items]
-        ends = np.cumsum(n)
-        positions = np.arange(ends[-1]) - np.repeat(ends - n, n)
-        rows = np.repeat(layout.first_row[items], n) + positions
-        ids = paths[np.repeat(items, n), positions]
-        scores = emissions[rows]
-        peak = scores.max(axis=1)
-        share = np.exp(scores[np.arange(len(rows)), ids] - peak)
-        share /= np.exp(scores - peak[:, None]).sum(axis=1)
+        ids = paths[layout.of_row, layout.position_of_row]  # every item's: fewer calls
+        peak = emissions.max(axis=1)
+        share = np.exp(emissions[np.arange(len(ids)), ids] - peak)
+        share /= np.exp(emissions - peak[:, None]).sum(axis=1)
         id_list, share_list = ids.tolist(), share.tolist()
-        for text, end, count in zip(texts.tolist(), ends.tolist(), n.tolist(), strict=True):
-            tag_ids[text] = id_list[end - count : end]
-            shares[text] = share_list[end - count : end]
+        starts, counts = layout.first_row[items].tolist(), layout.lengths[items].tolist()
+        for text, start, count in zip(texts.tolist(), starts, counts, strict=True):
+            tag_ids[text] = id_list[start : start + count]
+            shares[text] = share_list[start : start + count]
 
     def _word_tags(
         self, words: _Words, path: Sequence[int], shares: Sequence[float]
