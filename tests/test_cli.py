@@ -126,6 +126,20 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
         (["eval", "--model", "/nonexistent/model", "--data", "hass:en"], "no such model directory"),
         (["train", "--data", "nosuchformat:x", "--out", "/tmp/x"], "format"),
         (["data", "check", "bio:/nonexistent/dir"], "/nonexistent/dir"),
+        (
+            ["train", "--data", "hass:en", "--out", "/tmp/x", "--teacher", "m", "--epochs", "2"],
+            "--epochs, --teacher apply only to --model-type transformer",
+        ),
+        (
+            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            + ["--sentence-encoder", "use"],
+            "--sentence-encoder applies only to --model-type classical",
+        ),
+        (
+            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            + ["--distill-weight", "0.3"],
+            "--distill-weight: weighs the teachers' targets: give --teacher DIR",
+        ),
     ],
 )
 def test_user_mistakes_print_one_line_and_exit_1(

