@@ -79,6 +79,15 @@ def test_eval_json_has_the_headline_keys(
         assert 0.5 < result[key] <= 1.0
 
 
+def test_eval_warns_when_the_data_has_intents_the_model_does_not_know(
+    model: Path, datasets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--model", str(model), "--data", f"atis:{datasets / 'atis'}"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 893 of 893 utterances have intents the model does not know" in err
+    assert "atis_flight" in err
+
+
 def test_eval_prints_a_readable_table(
     model: Path, small_corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

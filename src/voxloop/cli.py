@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -153,18 +154,35 @@ def cmd_encoder_convert_e5(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_unknown_intents(known: Sequence[str] | None, gold: Sequence[Any]) -> None:
+    """Say on stderr which of the split's intents the model cannot answer (they count as
+    errors): evaluating on another corpus, or on data with new intents, by mistake."""
+    if not known:
+        return
+    unknown = Counter(u.intent for u in gold if u.intent is not None and u.intent not in known)
+    if unknown:
+        names = ", ".join(name for name, _ in unknown.most_common(5))
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        print(
+            f"voxloop: warning: {sum(unknown.values()):,} of {len(gold):,} utterances have "
+            f"intents the model does not know ({names}{more}); they count as errors",
+            file=sys.stderr,
+        )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if getattr(args, "speech", False):
         from voxloop.speech import command as speech_command
 
         return speech_command.run(args)
     from voxloop.data import load_corpus
-    from voxloop.nlu.base import load_parser
+    from voxloop.nlu.base import load_parser, read_manifest
     from voxloop.nlu.evaluate import evaluate, format_report
     from voxloop.nlu.paper_metric import format_paper_f1, paper_slot_f1
 
     parser = load_parser(args.model)
     gold = load_corpus(args.data, locales=_locales(args.locales)).split(args.split)
+    _warn_unknown_intents(read_manifest(args.model).get("intents"), gold)
     started = time.perf_counter()
     parses = _parse_all(parser, [u.text for u in gold])
     seconds = time.perf_counter() - started
