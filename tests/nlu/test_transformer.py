@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ pytest.importorskip("onnxscript")
 
 from voxloop.data import load_corpus  # noqa: E402
 from voxloop.errors import ConfigError, ModelFormatError  # noqa: E402
-from voxloop.nlu.distill import soft_targets  # noqa: E402
+from voxloop.nlu.distill import TeacherMemo, soft_targets  # noqa: E402
 from voxloop.nlu.evaluate import evaluate  # noqa: E402
 from voxloop.nlu.runtime import OnnxParser, first_subwords, viterbi  # noqa: E402
 from voxloop.nlu.tokenize import tokenize  # noqa: E402
@@ -407,6 +408,32 @@ def test_soft_targets_are_the_teachers_probabilities_per_word(
         assert np.allclose(words.sum(1), 1.0, atol=1e-5)
         firsts = first_subwords(tokenize(text), pieces)
         assert list(words.argmax(1)) == [len(tags) - 1 - int(slots[j].argmax()) for j in firsts]
+
+
+def test_a_memo_runs_each_teacher_once_per_text_with_the_same_targets(
+    saved: Path, snips: dict[str, Sequence[Utterance]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A refit asks again for the texts of its first pass: the teacher must not run twice.
+    teacher = OnnxParser.load(saved, precision="fp32")
+    intents, tags = teacher.decoder_.intents, teacher.decoder_.tags
+    texts = [u.text for u in snips["test"][:12]]
+    plain = soft_targets([saved], texts, intents, tags, temperature=2.0)
+    memo: TeacherMemo = {}
+    first = soft_targets([saved], texts[:8] + texts[:2], intents, tags, temperature=2.0, memo=memo)
+    runs: list[int] = []
+    logits = OnnxParser.logits
+
+    def counted(self: OnnxParser, some: Sequence[str]) -> Any:
+        runs.append(len(some))
+        return logits(self, some)
+
+    monkeypatch.setattr(OnnxParser, "logits", counted)
+    again = soft_targets([saved], texts, intents, tags, temperature=2.0, memo=memo)
+    assert runs == [4]  # only the four texts the first call did not see
+    assert np.allclose(first.intents[8:], plain.intents[:2], atol=1e-5)
+    assert np.allclose(again.intents, plain.intents, atol=1e-5)
+    for a, b in zip(again.words, plain.words, strict=True):
+        assert np.allclose(a, b, atol=1e-5, equal_nan=True)
 
 
 def test_a_teacher_without_a_student_label_is_refused(saved: Path) -> None:

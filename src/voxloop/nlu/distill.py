@@ -24,7 +24,12 @@ from voxloop.errors import ConfigError
 from voxloop.nlu.runtime import OnnxParser, first_subwords, softmax
 from voxloop.nlu.tokenize import tokenize
 
-__all__ = ["SoftTargets", "soft_targets"]
+__all__ = ["SoftTargets", "TeacherMemo", "soft_targets"]
+
+_Outputs = tuple[list[tuple[int, int]], npt.NDArray[np.float32], npt.NDArray[np.float32]]
+TeacherMemo = dict[str, dict[str, _Outputs]]
+"""Teachers' outputs kept between calls of `soft_targets`: per teacher directory, per
+text, its sub-word offsets, intent logits and slot logits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +62,13 @@ def soft_targets(
     *,
     temperature: float,
     threads: int | None = None,
+    memo: TeacherMemo | None = None,
 ) -> SoftTargets:
     """The mean over ``teachers`` (saved transformer model directories) of their
     temperature-softened intent and per-word slot probabilities for ``texts``, in the
     student's label order (a teacher must know every student label; its others are
-    dropped before the softmax)."""
+    dropped before the softmax). With a ``memo``, a teacher runs only on the texts it
+    has not seen in an earlier call with the same memo (a refit's second pass: none)."""
     if not teachers:
         raise ConfigError("give at least one teacher model directory", key="teachers")
     if temperature <= 0:
@@ -74,7 +81,8 @@ def soft_targets(
         teacher = OnnxParser.load(path, precision="fp32", threads=threads)
         intent_cols = _columns(intents, teacher.decoder_.intents, "intents", Path(path))
         tag_cols = _columns(tags, teacher.decoder_.tags, "slot tags", Path(path))
-        offsets, intent_logits, slot_logits = teacher.logits(texts)
+        seen_texts = None if memo is None else memo.setdefault(str(path), {})
+        offsets, intent_logits, slot_logits = _logits(teacher, texts, seen_texts)
         intent_sum += softmax(intent_logits[:, intent_cols] / temperature, axis=-1)
         for i, (text_tokens, rows) in enumerate(zip(tokens, slot_logits, strict=True)):
             firsts = np.array(first_subwords(text_tokens, offsets[i]), dtype=np.int64)
@@ -86,3 +94,19 @@ def soft_targets(
         with np.errstate(invalid="ignore", divide="ignore"):
             per_word.append((sums / count[:, None]).astype(np.float32))
     return SoftTargets((intent_sum / len(teachers)).astype(np.float32), per_word)
+
+
+def _logits(
+    teacher: OnnxParser, texts: Sequence[str], memo: dict[str, _Outputs] | None
+) -> tuple[list[list[tuple[int, int]]], npt.NDArray[np.float32], list[npt.NDArray[np.float32]]]:
+    """The teacher's `OnnxParser.logits` for ``texts``, running it only on the distinct
+    texts not yet in ``memo`` and adding them."""
+    if memo is None:
+        return teacher.logits(texts)
+    todo = [t for t in dict.fromkeys(texts) if t not in memo]
+    if todo:
+        offsets, intents, slots = teacher.logits(todo)
+        for text, *outputs in zip(todo, offsets, intents, slots, strict=True):
+            memo[text] = (outputs[0], outputs[1], outputs[2])
+    kept = [memo[t] for t in texts]
+    return [k[0] for k in kept], np.stack([k[1] for k in kept]), [k[2] for k in kept]

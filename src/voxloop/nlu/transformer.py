@@ -59,7 +59,7 @@ from voxloop.nlu.base import (
     staged_directory,
     write_json_atomic,
 )
-from voxloop.nlu.distill import SoftTargets, soft_targets
+from voxloop.nlu.distill import SoftTargets, TeacherMemo, soft_targets
 from voxloop.nlu.encoders import prune_unigram, resolve_encoder
 from voxloop.nlu.evaluate import calibration_bins, evaluate, expected_calibration_error
 from voxloop.nlu.runtime import (
@@ -532,7 +532,8 @@ class TransformerParser:
             dev, train = holdout_split(train, self.dev_fraction, self.max_dev, rng)
         dev = [u for u in dev or () if u.intent is not None] or None
 
-        tokenizer, examples = self._setup(torch, train, vocabulary_texts)
+        memo: TeacherMemo = {}  # a refit's teachers see the same texts again
+        tokenizer, examples = self._setup(torch, train, vocabulary_texts, memo)
         epochs = self._epochs(len(examples))
         best_epoch = self._train(torch, tokenizer, examples, rng, epochs, epochs, dev, on_stage)
         self._calibrate(torch, tokenizer, dev)
@@ -546,7 +547,7 @@ class TransformerParser:
             history, curve = self.history_, self.curve_
             rng = random.Random(self.seed)
             torch.manual_seed(self.seed)
-            tokenizer, examples = self._setup(torch, everything, vocabulary_texts)
+            tokenizer, examples = self._setup(torch, everything, vocabulary_texts, memo)
             epochs = self._epochs(len(examples))
             self._train(
                 torch, tokenizer, examples, rng, epochs, best_epoch, None, on_stage, "refit epoch"
@@ -568,7 +569,11 @@ class TransformerParser:
             on_stage("export")
 
     def _setup(
-        self, torch: Any, train: list[Utterance], vocabulary_texts: Sequence[str]
+        self,
+        torch: Any,
+        train: list[Utterance],
+        vocabulary_texts: Sequence[str],
+        memo: TeacherMemo | None = None,
     ) -> tuple[Any, list[_Example]]:
         """Labels, decoding statistics, tokenizer (in a new work directory) and the
         untrained network (``model_``) for ``train``; returns the tokenizer and examples."""
@@ -615,6 +620,7 @@ class TransformerParser:
                 self.tags_,
                 temperature=self.distill_temperature,
                 threads=self.threads,
+                memo=memo,
             )
         examples = self._examples(tokenizer, train, soft)
 
