@@ -75,6 +75,7 @@ _TRANSFORMER_OPTIONS = {
     "refit": "refit",
     "teacher": "teachers",
     "distill_weight": "distill_weight",
+    "substitute_slots": "substitute_slots",
 }
 
 
@@ -350,6 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="transformer with --teacher: weight of the teachers' soft targets in the loss "
         "(default 0.5)",
+    )
+    train.add_argument(
+        "--substitute-slots",
+        type=int,
+        metavar="N",
+        help="transformer: train also on N copies of each utterance with slots, each slot's "
+        "text swapped for another value of its label (default 0)",
     )
     train.add_argument("--version", help="model version name (default: the directory name)")
     train.add_argument("--seed", type=int, default=0)

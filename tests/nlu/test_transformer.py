@@ -391,6 +391,27 @@ def test_loading_a_classical_model_as_transformer_says_so(tmp_path: Path, saved:
         OnnxParser.load(model)
 
 
+def test_substituted_copies_join_the_training_part_never_the_held_out_one(
+    snips: dict[str, Sequence[Utterance]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Utterance] = []
+
+    def stop(self: TransformerParser, torch: Any, train: list[Utterance], *rest: Any) -> Any:
+        seen.extend(train)
+        raise RuntimeError("stop before training")
+
+    monkeypatch.setattr(TransformerParser, "_setup", stop)
+    data = list(snips["train"][:300])  # no dev split: a tenth is held out
+    with pytest.raises(RuntimeError, match="stop before training"):
+        TransformerParser(**SMALL, substitute_slots=2).fit(data)  # type: ignore[arg-type]
+    originals = [u for u in seen if u in data]
+    copies = seen[len(originals) :]
+    assert seen[: len(originals)] == originals and 0 < len(originals) < len(data)
+    assert len(copies) == 2 * sum(1 for u in originals if u.slots)
+    held_out_texts = {u.text for u in data if u not in originals}
+    assert not held_out_texts & {u.text for u in copies if u not in data}
+
+
 # --- distillation ---------------------------------------------------------------------
 def test_soft_targets_are_the_teachers_probabilities_per_word(
     saved: Path, snips: dict[str, Sequence[Utterance]]

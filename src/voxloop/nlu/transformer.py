@@ -51,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voxloop.errors import ConfigError, DataError, ModelFormatError
+from voxloop.nlu.augment import substitute_slot_values
 from voxloop.nlu.base import (
     FORMAT_VERSION,
     MANIFEST,
@@ -320,6 +321,9 @@ class TransformerParser:
     (`voxloop.nlu.distill`): the loss is ``(1 - distill_weight)`` times the loss on the
     labels plus ``distill_weight`` times the cross-entropy against the teachers' mean
     probabilities, both softened by ``distill_temperature`` (times its square).
+    ``substitute_slots``: train also on this many copies of each training utterance with
+    slots, each slot's text swapped for another value of its label
+    (`voxloop.nlu.augment.substitute_slot_values`; never the dev or held-out utterances).
     """
 
     def __init__(
@@ -351,6 +355,7 @@ class TransformerParser:
         distill_weight: float = 0.5,
         distill_temperature: float = 2.0,
         constrain_slots: bool = True,
+        substitute_slots: int = 0,
         dev_fraction: float = 0.1,
         max_dev: int = 1000,
         refit: bool = False,
@@ -389,6 +394,7 @@ class TransformerParser:
         self.distill_weight = distill_weight
         self.distill_temperature = distill_temperature
         self.constrain_slots = constrain_slots
+        self.substitute_slots = substitute_slots
         self.dev_fraction = dev_fraction
         self.max_dev = max_dev
         self.refit = refit
@@ -495,6 +501,10 @@ class TransformerParser:
             )
         if self.precision not in ("int8", "fp32"):
             raise ConfigError(f"must be 'int8' or 'fp32', not {self.precision!r}", key="precision")
+        if self.substitute_slots < 0:
+            raise ConfigError(
+                f"must be 0 or more, not {self.substitute_slots}", key="substitute_slots"
+            )
         if self.teachers and not 0 <= self.distill_weight <= 1:
             raise ConfigError(
                 f"must be between 0 and 1, not {self.distill_weight}", key="distill_weight"
@@ -533,7 +543,7 @@ class TransformerParser:
         dev = [u for u in dev or () if u.intent is not None] or None
 
         memo: TeacherMemo = {}  # a refit's teachers see the same texts again
-        tokenizer, examples = self._setup(torch, train, vocabulary_texts, memo)
+        tokenizer, examples = self._setup(torch, self._augmented(train), vocabulary_texts, memo)
         epochs = self._epochs(len(examples))
         best_epoch = self._train(torch, tokenizer, examples, rng, epochs, epochs, dev, on_stage)
         self._calibrate(torch, tokenizer, dev)
@@ -547,7 +557,9 @@ class TransformerParser:
             history, curve = self.history_, self.curve_
             rng = random.Random(self.seed)
             torch.manual_seed(self.seed)
-            tokenizer, examples = self._setup(torch, everything, vocabulary_texts, memo)
+            tokenizer, examples = self._setup(
+                torch, self._augmented(everything), vocabulary_texts, memo
+            )
             epochs = self._epochs(len(examples))
             self._train(
                 torch, tokenizer, examples, rng, epochs, best_epoch, None, on_stage, "refit epoch"
@@ -567,6 +579,12 @@ class TransformerParser:
         )
         if on_stage is not None:
             on_stage("export")
+
+    def _augmented(self, train: list[Utterance]) -> list[Utterance]:
+        """``train`` and its slot-substituted copies (``substitute_slots``)."""
+        if not self.substitute_slots:
+            return train
+        return train + substitute_slot_values(train, self.substitute_slots, self.seed)
 
     def _setup(
         self,
