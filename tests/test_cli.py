@@ -106,6 +106,14 @@ def test_parse_prints_intent_and_slots(model: Path, capsys: pytest.CaptureFixtur
     )
 
 
+def test_parse_refuses_an_empty_text_as_the_server_does(
+    model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["parse", "--model", str(model), "play jazz", "  "]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "voxloop: error: text 2 is empty or only whitespace"
+
+
 def test_data_check_lists_every_problem_with_file_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -135,6 +143,7 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
         (["eval", "--model", "/nonexistent/model", "--data", "hass:en"], "no such model directory"),
         (["train", "--data", "nosuchformat:x", "--out", "/tmp/x"], "format"),
         (["data", "check", "bio:/nonexistent/dir"], "/nonexistent/dir"),
+        (["parse", "--model", "/nonexistent/model", "hi"], "no such model directory"),
         (
             ["train", "--data", "hass:en", "--out", "/tmp/x", "--teacher", "m", "--epochs", "2"],
             "--epochs, --teacher apply only to --model-type transformer",

@@ -224,6 +224,9 @@ def cmd_parse(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.model)
     locale = resolve_locale(args.locale, model_locales(manifest), default_locale(manifest))
     texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    blank = [i for i, text in enumerate(texts, 1) if not text.strip()]
+    if blank:  # as the server answers 422: nothing was said, so nothing to understand
+        raise ConfigError(f"text {blank[0]} is empty or only whitespace")
     parses = with_locale(load_parser(args.model).parse(texts), locale)
     for p in parses:
         print(json.dumps(parse_to_dict(p), ensure_ascii=False) if args.json else _format_parse(p))
