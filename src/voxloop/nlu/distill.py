@@ -106,7 +106,7 @@ def _logits(
     todo = [t for t in dict.fromkeys(texts) if t not in memo]
     if todo:
         offsets, intents, slots = teacher.logits(todo)
-        for text, *outputs in zip(todo, offsets, intents, slots, strict=True):
-            memo[text] = (outputs[0], outputs[1], outputs[2])
+        for text, pieces, intent, slot in zip(todo, offsets, intents, slots, strict=True):
+            memo[text] = (pieces, intent, slot)
     kept = [memo[t] for t in texts]
     return [k[0] for k in kept], np.stack([k[1] for k in kept]), [k[2] for k in kept]
