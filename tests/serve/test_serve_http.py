@@ -7,9 +7,10 @@ import time
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from servers import ADMIN_KEY, API_KEY, Server, admin_headers
+from servers import ADMIN_KEY, API_KEY, Models, Server, admin_headers
 
 from voxloop.log.writer import SCHEMA_VERSION, read_log
+from voxloop.nlu.base import load_parser
 
 
 def logged_turn_ids(server: Server, table: str = "turns") -> set[str]:
@@ -25,7 +26,7 @@ def wait_logged(server: Server, ids: set[str], table: str = "turns", timeout: fl
 
 
 def test_parse_returns_intent_slots_with_character_offsets_and_a_turn_id(
-    client: httpx.Client,
+    client: httpx.Client, models: Models
 ) -> None:
     text = "turn on the kitchen light"
     r = client.post("/v1/parse", json={"text": text, "user_id": "u1", "session_id": "s1"})
@@ -38,7 +39,13 @@ def test_parse_returns_intent_slots_with_character_offsets_and_a_turn_id(
     for slot in body["slots"]:
         assert text[slot["start"] : slot["end"]] == slot["value"]
         assert set(slot) == {"start", "end", "label", "value", "confidence"}
-    assert {"label": "area", "value": "kitchen"}.items() <= body["slots"][0].items()
+    # The server answers what the model parses in process (which span the small model tags
+    # may differ between CPUs: its training is floating point).
+    (parsed,) = load_parser(models.v1).parse([text])
+    assert [(s["label"], s["start"], s["end"]) for s in body["slots"]] == [
+        (s.label, s.start, s.end) for s in parsed.slots
+    ]
+    assert body["slots"] and body["slots"][0]["label"] == "area"
 
 
 def test_batch_parse_gives_one_result_and_turn_per_text(client: httpx.Client) -> None:
