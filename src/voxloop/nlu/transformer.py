@@ -626,9 +626,6 @@ class TransformerParser:
         (workdir / TOKENIZER_FILE).write_text(spec, "utf-8")
         tokenizer = load_tokenizer(workdir / TOKENIZER_FILE)
         self.vocabulary_size_ = tokenizer.get_vocab_size()
-        examples = self._examples(tokenizer, train)
-        self.max_length_ = max(len(e.ids) for e in examples)
-        tokenizer.enable_truncation(self.max_length_)
         soft = None
         if self.teachers:
             soft = soft_targets(
@@ -641,6 +638,8 @@ class TransformerParser:
                 memo=memo,
             )
         examples = self._examples(tokenizer, train, soft)
+        self.max_length_ = max(len(e.ids) for e in examples)
+        tokenizer.enable_truncation(self.max_length_)
 
         model = _build_model(
             torch,
