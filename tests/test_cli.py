@@ -154,6 +154,15 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
             "--sentence-encoder applies only to --model-type classical",
         ),
         (
+            ["train", "--data", "hass:en", "--out", "/tmp/x", "--crf"],
+            "--crf applies only to --model-type transformer",
+        ),
+        (
+            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            + ["--crf", "--teacher", "m"],
+            "--crf: a CRF slot head cannot be distilled from teachers",
+        ),
+        (
             ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
             + ["--distill-weight", "0.3"],
             "--distill-weight: weighs the teachers' targets: give --teacher DIR",

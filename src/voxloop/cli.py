@@ -76,6 +76,7 @@ _TRANSFORMER_OPTIONS = {
     "teacher": "teachers",
     "distill_weight": "distill_weight",
     "substitute_slots": "substitute_slots",
+    "crf": "crf",
 }
 
 
@@ -91,6 +92,8 @@ def _check_model_options(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"{', '.join(given)} {verb} only to --model-type {owner}", key="--model-type"
         )
+    if args.crf and args.teacher:
+        raise ConfigError("a CRF slot head cannot be distilled from teachers", key="--crf")
     if args.distill_weight is not None and not args.teacher:
         raise ConfigError(
             "weighs the teachers' targets: give --teacher DIR", key="--distill-weight"
@@ -361,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="transformer: train also on N copies of each utterance with slots, each slot's "
         "text swapped for another value of its label (default 0)",
+    )
+    train.add_argument(
+        "--crf",
+        action="store_true",
+        default=None,
+        help="transformer: train the slot head as a linear-chain CRF (learned transitions) "
+        "instead of a softmax per word",
     )
     train.add_argument("--version", help="model version name (default: the directory name)")
     train.add_argument("--seed", type=int, default=0)

@@ -35,6 +35,7 @@ from voxloop.nlu.transformer import (  # noqa: E402
     UNSEEN_PENALTIES,
     TransformerParser,
     choose_threshold,
+    crf_loss,
     fit_temperature,
     holdout_split,
 )
@@ -491,3 +492,64 @@ def test_a_student_learns_from_the_teacher_alone(
     agree = sum(a.intent == b.intent for a, b in zip(taught, teacher, strict=True))
     assert agree >= 0.8 * len(texts)
     assert evaluate(snips["test"], taught).slot_f1 > 0.75 * evaluate(snips["test"], teacher).slot_f1
+
+
+def test_crf_loss_is_the_negative_log_likelihood_over_every_tag_sequence() -> None:
+    import itertools
+
+    import torch
+
+    rng = np.random.default_rng(0)
+    n_tags, ignore = 3, -100
+    model = torch.nn.Module()
+    model.transitions = torch.nn.Parameter(torch.tensor(rng.normal(size=(n_tags, n_tags))))
+    model.start = torch.nn.Parameter(torch.tensor(rng.normal(size=n_tags)))
+    logits = torch.tensor(rng.normal(size=(2, 5, n_tags)))
+    # sub-words 0, 2, 3 of the first text are words' first pieces; 1 and 4 of the second
+    labels = np.array([[1, ignore, 0, 2, ignore], [ignore, 2, ignore, ignore, 1]])
+    transitions, start = model.transitions.detach().numpy(), model.start.detach().numpy()
+
+    def score(text: Any, words: Any, path: Sequence[int]) -> float:
+        total = start[path[0]] + sum(text[w, t] for w, t in zip(words, path, strict=True))
+        return float(total + sum(transitions[a, b] for a, b in itertools.pairwise(path)))
+
+    expected = 0.0
+    for row, text in zip(labels, logits.numpy(), strict=True):
+        words = np.flatnonzero(row != ignore)
+        paths = itertools.product(range(n_tags), repeat=len(words))
+        log_z = np.logaddexp.reduce([score(text, words, p) for p in paths])
+        expected += log_z - score(text, words, row[words].tolist())
+    loss = crf_loss(torch, model, logits, labels)
+    assert loss.item() == pytest.approx(expected / 5, rel=1e-9)  # per labelled word
+    loss.backward()
+    assert model.transitions.grad is not None and model.transitions.grad.abs().sum() > 0
+
+
+def test_a_crf_slot_head_decodes_with_its_learned_transitions(
+    snips: dict[str, Sequence[Utterance]], tmp_path: Path
+) -> None:
+    parser = TransformerParser(**SMALL, crf=True).fit(snips["train"])  # type: ignore[arg-type]
+    assert parser.bigrams_ is not None
+    transitions, start = parser.bigrams_
+    np.testing.assert_array_equal(transitions, parser.model_.transitions.detach().double().numpy())
+    o, i_x = parser.tags_.index("O"), parser.tags_.index("I-playlist")
+    assert transitions[o, i_x] < 0  # never seen: "I-" after "O" learned to be unlikely
+    parser.save(tmp_path / "crf")
+    labels = json.loads((tmp_path / "crf" / "labels.json").read_text())
+    np.testing.assert_allclose(labels["bigrams"]["transitions"], transitions)
+    assert (
+        json.loads((tmp_path / "crf" / "manifest.json").read_text())["hyperparameters"]["crf"]
+        is True
+    )
+    result = evaluate(
+        snips["test"], OnnxParser.load(tmp_path / "crf").parse([u.text for u in snips["test"]])
+    )
+    assert result.slot_f1 > 0.5  # learned (all "O" scores 0; the softmax head 0.63 here)
+
+
+def test_a_crf_slot_head_with_teachers_is_refused(
+    saved: Path, snips: dict[str, Sequence[Utterance]]
+) -> None:
+    parser = TransformerParser(**SMALL, crf=True, teachers=[str(saved)])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="crf.*CRF slot head cannot be distilled"):
+        parser.fit(snips["train"][:30])

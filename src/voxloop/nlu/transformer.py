@@ -150,6 +150,7 @@ def _build_model(
     *,
     layers: int | None = None,
     kept_pieces: npt.NDArray[np.int64] | None = None,
+    crf: bool = False,
 ) -> Any:
     """The joint model; ``layers`` keeps the first K encoder layers, ``kept_pieces`` the
     embedding rows of a pruned vocabulary (new id ``i`` is old id ``kept_pieces[i]``)."""
@@ -183,6 +184,9 @@ def _build_model(
             self.dropout = nn.Dropout(dropout)
             self.intent_head = nn.Linear(hidden, n_intents)
             self.slot_head = nn.Linear(hidden, n_tags)
+            if crf:  # scores of tag j after tag i, and of tag j first (not in the ONNX graph)
+                self.transitions = nn.Parameter(torch.zeros(n_tags, n_tags))
+                self.start = nn.Parameter(torch.zeros(n_tags))
 
         def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
             hidden = self.encoder(
@@ -223,6 +227,33 @@ def _build_model(
             return self.heads(self._layers(hidden, attention_mask, layers, None), attention_mask)
 
     return JointModel()
+
+
+def crf_loss(torch: Any, model: Any, slot_logits: Any, labels: npt.NDArray[np.int64]) -> Any:
+    """Negative log-likelihood of the gold tag sequences under a linear-chain CRF, per
+    labelled word. ``slot_logits`` ``[batch, sub-words, tags]`` are the emission scores,
+    ``labels`` the gold tag of each word's first sub-word (`IGNORE` elsewhere); the
+    transition and start scores are ``model.transitions`` and ``model.start``."""
+    rows = [np.flatnonzero(row != IGNORE) for row in labels]
+    width = max(len(r) for r in rows)
+    positions = np.zeros((len(rows), width), dtype=np.int64)
+    gold = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=bool)
+    for b, r in enumerate(rows):
+        positions[b, : len(r)], gold[b, : len(r)], mask[b, : len(r)] = r, labels[b, r], True
+    keep = torch.from_numpy(mask[:, 0])  # texts with at least one labelled word
+    batch = torch.arange(len(rows))[:, None]
+    emissions = slot_logits[batch, torch.from_numpy(positions)][keep]
+    tags, on = torch.from_numpy(gold)[keep], torch.from_numpy(mask)[keep]
+    transitions, start = model.transitions, model.start
+    chosen = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
+    steps = transitions[tags[:, :-1], tags[:, 1:]]
+    score = start[tags[:, 0]] + (chosen * on).sum(1) + (steps * on[:, 1:]).sum(1)
+    alpha = start + emissions[:, 0]
+    for w in range(1, emissions.shape[1]):
+        step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, w]
+        alpha = torch.where(on[:, w : w + 1], step, alpha)
+    return (torch.logsumexp(alpha, dim=1) - score).sum() / on.sum()
 
 
 def holdout_split(
@@ -321,6 +352,11 @@ class TransformerParser:
     (`voxloop.nlu.distill`): the loss is ``(1 - distill_weight)`` times the loss on the
     labels plus ``distill_weight`` times the cross-entropy against the teachers' mean
     probabilities, both softened by ``distill_temperature`` (times its square).
+    ``crf``: train the slot head as a linear-chain CRF over the words' first sub-words (the
+    negative log-likelihood of the gold tag sequence, with learned transition and start
+    scores), instead of a cross-entropy per word; the learned scores replace the training
+    set's tag bigrams in the decoder (their weight still chosen on dev; not with
+    ``teachers``).
     ``substitute_slots``: train also on this many copies of each training utterance with
     slots, each slot's text swapped for another value of its label
     (`voxloop.nlu.augment.substitute_slot_values`; never the dev or held-out utterances).
@@ -351,6 +387,7 @@ class TransformerParser:
         int8_calibration: int | None = None,
         int8_reduce_range: bool | None = None,
         slot_loss_weight: float = 1.0,
+        crf: bool = False,
         teachers: Sequence[str] = (),
         distill_weight: float = 0.5,
         distill_temperature: float = 2.0,
@@ -390,6 +427,7 @@ class TransformerParser:
         self.int8_calibration = int8_calibration
         self.int8_reduce_range = int8_reduce_range
         self.slot_loss_weight = slot_loss_weight
+        self.crf = crf
         self.teachers = [teachers] if isinstance(teachers, str) else [str(t) for t in teachers]
         self.distill_weight = distill_weight
         self.distill_temperature = distill_temperature
@@ -504,6 +542,10 @@ class TransformerParser:
         if self.substitute_slots < 0:
             raise ConfigError(
                 f"must be 0 or more, not {self.substitute_slots}", key="substitute_slots"
+            )
+        if self.crf and self.teachers:
+            raise ConfigError(
+                "a CRF slot head cannot be distilled from teachers; drop one", key="crf"
             )
         if self.teachers and not 0 <= self.distill_weight <= 1:
             raise ConfigError(
@@ -649,6 +691,7 @@ class TransformerParser:
             self.dropout,
             layers=self.layers,
             kept_pieces=kept,
+            crf=self.crf,
         )
         self.model_ = model
         if self.freeze_embeddings:
@@ -750,11 +793,16 @@ class TransformerParser:
                     intent_logits, slot_logits = model.upper(
                         hidden.float(), torch.from_numpy(mask), self.freeze_layers
                     )
-                loss = loss_fn(
-                    intent_logits, torch.tensor([e.intent for e in items])
-                ) + self.slot_loss_weight * loss_fn(
-                    slot_logits.reshape(-1, slot_logits.shape[-1]),
-                    torch.from_numpy(slot_labels).reshape(-1),
+                if self.crf:
+                    slot_loss = crf_loss(torch, model, slot_logits, slot_labels)
+                else:
+                    slot_loss = loss_fn(
+                        slot_logits.reshape(-1, slot_logits.shape[-1]),
+                        torch.from_numpy(slot_labels).reshape(-1),
+                    )
+                loss = (
+                    loss_fn(intent_logits, torch.tensor([e.intent for e in items]))
+                    + self.slot_loss_weight * slot_loss
                 )
                 if self.teachers:
                     loss = (1 - self.distill_weight) * loss + self.distill_weight * (
@@ -803,7 +851,17 @@ class TransformerParser:
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
+        self._learned_transitions()
         return best_epoch
+
+    def _learned_transitions(self) -> None:
+        """With ``crf``: the CRF's transition and start scores become the decoder's
+        bigrams (in place of the training set's)."""
+        if self.crf:
+            self.bigrams_ = (
+                self.model_.transitions.detach().double().numpy().copy(),
+                self.model_.start.detach().double().numpy().copy(),
+            )
 
     def _distill_loss(
         self, torch: Any, items: Sequence[_Example], intent_logits: Any, slot_logits: Any
@@ -854,7 +912,8 @@ class TransformerParser:
         """The current torch model's `evaluate` result on dev (no calibration)."""
         texts = [u.text for u in dev]
         intent_logits, slot_rows = self._predict(torch, tokenizer, texts)
-        parses = self._decoder(1.0, 0.0).decode(
+        self._learned_transitions()  # a CRF decodes with its current transitions
+        parses = self._decoder(1.0, 0.0, 1.0 if self.crf else 0.0).decode(
             texts, dev_offsets, intent_logits, _stack(slot_rows)
         )
         return evaluate(dev, parses)
