@@ -84,3 +84,15 @@ def test_an_intent_too_rare_to_hold_out_does_not_break_calibration() -> None:
     (parse,) = parser.parse(["turn on light number 7"])
     assert parse.intent == "on"
     assert parser.intents_ is not None and len(parser.intents_.classes_) == 13
+
+
+def test_the_same_seed_trains_the_same_crf_whatever_trained_before(tmp_path: Path) -> None:
+    # crfsuite shuffles with the C library's rand(): the first training moves its state,
+    # which the second would inherit if the tagger did not seed it.
+    train = load_corpus("hass:en").split("train")[:300]
+    files = []
+    for name in ("first", "second"):
+        parser = ClassicalParser(sentence_encoder="none", crf_epochs=5, seed=3).fit(train)
+        parser.save(tmp_path / name)
+        files.append((tmp_path / name / "slots.crfsuite").read_bytes())
+    assert files[0] == files[1]

@@ -15,6 +15,8 @@ Everything is saved as crfsuite's own binary model plus JSON: no pickle.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import random
 from collections import Counter
@@ -89,6 +91,14 @@ def _gazetteer(utterances: Iterable[tuple[list[str], list[Span], list[Token]]]) 
             if idx and len(idx) <= _MAX_GAZETTEER_TOKENS:
                 found.setdefault(tuple(words[idx[0] : idx[-1] + 1]), set()).add(span.label)
     return {k: tuple(sorted(v)) for k, v in found.items()}
+
+
+def _seed_c_rand(seed: int) -> None:
+    """Seed the C library's ``rand()``, with which crfsuite shuffles the training set at
+    each epoch and which nothing seeds: unseeded, a model depended on what had drawn from
+    it earlier in the process (a second training with the same seed gave another model)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.srand(ctypes.c_uint(seed))
 
 
 class SlotTagger:
@@ -201,6 +211,7 @@ class SlotTagger:
                 trainer.append(self.features(words, train[i].intent, gazetteer), tags)
         self.labels_ = sorted(labels)
         model_dir.mkdir(parents=True, exist_ok=True)
+        _seed_c_rand(self.seed)
         trainer.train(str(model_dir / _MODEL_FILE))
         self._open(model_dir)
         return self
