@@ -523,6 +523,7 @@ def test_crf_loss_is_the_negative_log_likelihood_over_every_tag_sequence() -> No
     assert loss.item() == pytest.approx(expected / 5, rel=1e-9)  # per labelled word
     loss.backward()
     assert model.transitions.grad is not None and model.transitions.grad.abs().sum() > 0
+    assert crf_loss(torch, model, logits, np.full((2, 5), ignore)).item() == 0.0  # no words
 
 
 def test_a_crf_slot_head_decodes_with_its_learned_transitions(

@@ -236,6 +236,8 @@ def crf_loss(torch: Any, model: Any, slot_logits: Any, labels: npt.NDArray[np.in
     transition and start scores are ``model.transitions`` and ``model.start``."""
     rows = [np.flatnonzero(row != IGNORE) for row in labels]
     width = max(len(r) for r in rows)
+    if width == 0:  # no labelled word in the batch: nothing to learn from
+        return slot_logits.sum() * 0.0
     positions = np.zeros((len(rows), width), dtype=np.int64)
     gold = np.zeros((len(rows), width), dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=bool)
@@ -253,7 +255,7 @@ def crf_loss(torch: Any, model: Any, slot_logits: Any, labels: npt.NDArray[np.in
     for w in range(1, emissions.shape[1]):
         step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, w]
         alpha = torch.where(on[:, w : w + 1], step, alpha)
-    return (torch.logsumexp(alpha, dim=1) - score).sum() / on.sum()
+    return (torch.logsumexp(alpha, dim=1) - score).sum() / on.sum()  # on.sum() > 0 here
 
 
 def holdout_split(
