@@ -152,19 +152,17 @@ def main() -> None:
 
     args = probe_arguments(__doc__, rounds=5).parse_args()
     print(machine())
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     with tempfile.TemporaryDirectory() as tmp:
-        floors = {
-            name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            for name, path in export_floors(Path(tmp)).items()
-        }
+        paths = export_floors(Path(tmp))
         print("\n| corpus | what runs | utt/s batched | p50 ms, one text |")
         print("|---|---|---|---|")
         for corpus in args.corpora.split(","):
             parser = OnnxParser.load(args.models / corpus, threads=args.threads)
+            options = parser.session_.get_session_options()  # the floors run as the model does
+            floors = {
+                name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                for name, path in paths.items()
+            }
             texts = [u.text for u in load_corpus(CORPORA[corpus]).split("test")]
             for name, (rate, p50) in measure(parser, texts, floors, args.rounds).items():
                 print(f"| {corpus} | {name} | {rate:,.0f} | {p50:.2f} |", flush=True)
