@@ -652,8 +652,11 @@ class TransformerParser:
                 [[t == "O" or t[2:] in seen[i] for t in self.tags_] for i in self.intents_],
                 dtype=bool,
             )
-        self.bigrams_ = tag_bigrams(
-            self.tags_, (bio_tags(tokenize(u.text), u.slots) for u in train)
+        # A CRF learns its transitions instead (`_learned_transitions`).
+        self.bigrams_ = (
+            None
+            if self.crf
+            else tag_bigrams(self.tags_, (bio_tags(tokenize(u.text), u.slots) for u in train))
         )
         self.domains_ = domains_by_intent(train)
         self.locales_ = sorted({u.locale for u in train})
