@@ -1,6 +1,6 @@
 """The tokenizer gives exact character offsets in every script."""
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from voxloop.nlu.tokenize import _TOKEN, fold, tokenize
@@ -64,6 +64,7 @@ def test_invisible_separators_split_tokens_and_joiners_stay_in_words() -> None:
 
 
 @given(st.text(max_size=40))
+@example("\ufc5b")  # a ligature whose NFKC form carries a mark fold removes (found in CI)
 def test_fold_is_the_same_for_every_unicode_spelling_of_a_token(text: str) -> None:
     import unicodedata
 

@@ -80,4 +80,7 @@ def fold(token: str) -> str:
     tatweel or joiners, invisible separators as spaces (``fold("Ｅ\u0301") == "é"``)."""
     if token.isascii():
         return token.lower()
+    # NFKC first too: a compatibility character can decompose into a mark that _FOLD
+    # removes (U+FC5B, thal with superscript alef), which it must remove in every spelling.
+    token = unicodedata.normalize("NFKC", token)
     return unicodedata.normalize("NFKC", token.translate(_FOLD)).casefold()
