@@ -167,6 +167,16 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
             + ["--distill-weight", "0.3"],
             "--distill-weight: weighs the teachers' targets: give --teacher DIR",
         ),
+        (
+            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            + ["--teacher", "m", "--distill-weight", "2"],
+            "--distill-weight: must be between 0 and 1, not 2.0",
+        ),
+        (
+            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            + ["--substitute-slots", "-1"],
+            "--substitute-slots: must be 0 or more, not -1",
+        ),
     ],
 )
 def test_user_mistakes_print_one_line_and_exit_1(

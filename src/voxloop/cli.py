@@ -92,8 +92,6 @@ def _check_model_options(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"{', '.join(given)} {verb} only to --model-type {owner}", key="--model-type"
         )
-    if args.crf and args.teacher:
-        raise ConfigError("a CRF slot head cannot be distilled from teachers", key="--crf")
     if args.distill_weight is not None and not args.teacher:
         raise ConfigError(
             "weighs the teachers' targets: give --teacher DIR", key="--distill-weight"
@@ -106,11 +104,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from voxloop.nlu.evaluate import evaluate
 
     _check_model_options(args)
-    corpus = load_corpus(args.data, locales=_locales(args.locales))
-    train = corpus.split(args.split)
-    dev = corpus.splits.get(args.dev_split) if args.dev_split else None
-    print(f"training on {args.data} [{args.split}]: {len(train):,} utterances", file=sys.stderr)
-    started = time.perf_counter()
     parser: Any
     if args.model_type == "transformer":
         from voxloop.nlu.transformer import TransformerParser
@@ -121,9 +114,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             if getattr(args, option) is not None
         }
         parser = TransformerParser(seed=args.seed, **given)  # the parser's defaults otherwise
-        parser.fit(train, dev)  # shows its own progress bar per epoch
+        try:  # before the corpus loads, in the options' names
+            parser.check_parameters()
+        except ConfigError as e:
+            options = {parameter: option for option, parameter in _TRANSFORMER_OPTIONS.items()}
+            option = options.get(e.key or "", e.key or "")
+            raise ConfigError(e.problem, key="--" + option.replace("_", "-")) from None
     else:
         parser = ClassicalParser(sentence_encoder=args.sentence_encoder or "auto", seed=args.seed)
+    corpus = load_corpus(args.data, locales=_locales(args.locales))
+    train = corpus.split(args.split)
+    dev = corpus.splits.get(args.dev_split) if args.dev_split else None
+    print(f"training on {args.data} [{args.split}]: {len(train):,} utterances", file=sys.stderr)
+    started = time.perf_counter()
+    if args.model_type == "transformer":
+        parser.fit(train, dev)  # shows its own progress bar per epoch
+    else:
         with _progress(2, "training") as bar:
             parser.fit(train, dev, on_stage=lambda s: (bar.set_postfix_str(s), bar.update()))
     seconds = time.perf_counter() - started

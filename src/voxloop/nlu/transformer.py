@@ -516,6 +516,24 @@ class TransformerParser:
         return batches
 
     # --- training -------------------------------------------------------------------
+    def check_parameters(self) -> None:
+        """Raise a ``ConfigError`` naming the first parameter ``fit`` cannot train with
+        (``fit`` calls it first; a caller can call it before loading any data)."""
+        if self.precision not in ("int8", "fp32"):
+            raise ConfigError(f"must be 'int8' or 'fp32', not {self.precision!r}", key="precision")
+        if self.substitute_slots < 0:
+            raise ConfigError(
+                f"must be 0 or more, not {self.substitute_slots}", key="substitute_slots"
+            )
+        if self.crf and self.teachers:
+            raise ConfigError(
+                "a CRF slot head cannot be distilled from teachers; drop one", key="crf"
+            )
+        if self.teachers and not 0 <= self.distill_weight <= 1:
+            raise ConfigError(
+                f"must be between 0 and 1, not {self.distill_weight}", key="distill_weight"
+            )
+
     def fit(
         self,
         train: Sequence[Utterance],
@@ -539,20 +557,7 @@ class TransformerParser:
                 f"{len(unlabelled)} training utterance(s) have no intent "
                 f"(first: #{unlabelled[0]} {train[unlabelled[0]].text!r})"
             )
-        if self.precision not in ("int8", "fp32"):
-            raise ConfigError(f"must be 'int8' or 'fp32', not {self.precision!r}", key="precision")
-        if self.substitute_slots < 0:
-            raise ConfigError(
-                f"must be 0 or more, not {self.substitute_slots}", key="substitute_slots"
-            )
-        if self.crf and self.teachers:
-            raise ConfigError(
-                "a CRF slot head cannot be distilled from teachers; drop one", key="crf"
-            )
-        if self.teachers and not 0 <= self.distill_weight <= 1:
-            raise ConfigError(
-                f"must be between 0 and 1, not {self.distill_weight}", key="distill_weight"
-            )
+        self.check_parameters()
         torch = _torch()
         started = time.perf_counter()
         previous_threads = torch.get_num_threads()
