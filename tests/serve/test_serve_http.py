@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
@@ -121,6 +125,32 @@ BAD_INPUTS = [
     pytest.param(b'{"text": "\\ud800 light"}', 422, "surrogate", id="lone-surrogate"),
     pytest.param(b'{"text": "' + b"a" * 300 + b'"}', 422, "limit is 200", id="long-text"),
     pytest.param(b'{"text": "' + b"a" * (1 << 20) + b'"}', 413, "max-body-bytes", id="1MB-text"),
+    pytest.param(b"[" * 30000 + b"]" * 30000, 400, "nested too deeply", id="deeper-than-the-stack"),
+    pytest.param(
+        b'{"text": "hi", "context": {"attributes": {"a": ' + b"[" * 30000 + b"]" * 30000 + b"}}}",
+        400,
+        "JSON nested too deeply",
+        id="deep-in-context",
+    ),
+    pytest.param(b'{"text": "hi", "context": "x"}', 422, "context must be a JSON object", id="ctx"),
+    pytest.param(
+        b'{"text": "hi", "context": {"hour": 1, "colour": "red"}}',
+        422,
+        "unknown field 'colour' in context",
+        id="ctx-unknown-field",
+    ),
+    pytest.param(
+        b'{"text": "hi", "timestamp": "0001-01-01T00:00:00+14:00"}',
+        422,
+        "timestamp '0001-01-01T00:00:00+14:00' is out of range",
+        id="timestamp-before-year-1",
+    ),
+    pytest.param(
+        b'{"text": "hi", "timestamp": "9999-12-31T23:59:59-12:00"}',
+        422,
+        "timestamp '9999-12-31T23:59:59-12:00' is out of range",
+        id="timestamp-after-year-9999",
+    ),
 ]
 
 
@@ -131,6 +161,52 @@ def test_bad_input_is_a_4xx_naming_the_problem(
     r = client.post("/v1/parse", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
     assert message in r.json()["error"]
+
+
+def test_bad_feedback_is_a_422_naming_the_field(client: httpx.Client) -> None:
+    turn_id = client.post("/v1/parse", json={"text": "turn on the light"}).json()["turn_id"]
+
+    def feedback(kind: str, value: str, turn: str = turn_id, **extra: str) -> httpx.Response:
+        body = {"turn_id": turn, "kind": kind, **extra}
+        raw = json.dumps(body)[:-1] + f', "value": {value}}}'  # 1e999: not from json.dumps
+        return client.post("/v1/feedback", content=raw)
+
+    infinite = feedback("rating", "1e999")
+    assert infinite.status_code == 422
+    assert infinite.json()["error"] == "value must be a finite number, not inf"
+    half = feedback("task_success", "0.5")
+    assert half.status_code == 422
+    assert half.json()["error"] == (
+        "value of a task_success must be 1 (succeeded) or 0 (failed), got 0.5"
+    )
+    for value in ("0", "1", "1.0"):
+        assert feedback("task_success", value).status_code == 202
+    # A turn another replica (or this server before a restart) answered is accepted.
+    assert feedback("task_success", "1", turn="f" * 32).status_code == 202
+    late = feedback("rating", "1", timestamp="0001-01-01T00:00:00+01:00")
+    assert late.status_code == 422 and "out of range" in late.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--port", "99999"],
+        ["--port", "65536"],
+        ["--port", "0"],
+        ["--wyoming", "tcp://127.0.0.1:99999"],
+        ["--wyoming", "tcp://127.0.0.1"],
+    ],
+    ids=" ".join,
+)
+def test_a_port_outside_1_to_65535_is_refused_before_the_server_starts(
+    tmp_path: Path, option: list[str]
+) -> None:
+    command = [sys.executable, "-m", "voxloop.serve", "--model", str(tmp_path / "none"), *option]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"voxloop serve: {option[0]}: ")
+    assert "1-65535" in line or "tcp://HOST:PORT" in line
 
 
 def test_bad_input_loses_nothing_and_the_server_keeps_serving(

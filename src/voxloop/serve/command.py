@@ -189,10 +189,25 @@ def _positive(value: float, key: str) -> None:
         raise ConfigError(f"must be positive, got {value}", key=key)
 
 
+def _port(value: str | int, key: str) -> None:
+    if not str(value).isdigit() or not 1 <= int(value) <= 65535:
+        raise ConfigError(f"must be a port number 1-65535, got {value}", key=key)
+
+
+def _check_wyoming(uri: str) -> None:
+    """``tcp://HOST:PORT`` or ``unix://PATH``, checked before the server starts."""
+    if uri.startswith("unix://") and len(uri) > len("unix://"):
+        return
+    host, _, port = uri.removeprefix("tcp://").rpartition(":")
+    if not uri.startswith("tcp://") or not host:
+        raise ConfigError(f"{uri!r} is not tcp://HOST:PORT or unix://PATH", key="--wyoming")
+    _port(port, "--wyoming")
+
+
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """Validate the options into a `ServeConfig`; a `ConfigError` names the bad option."""
+    _port(args.port, "--port")
     for key in (
-        "port",
         "log_flush_interval",
         "log_flush_rows",
         "max_batch_size",
@@ -205,10 +220,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         _positive(getattr(args, key), "--" + key.replace("_", "-"))
     if args.max_wait_ms < 0:
         raise ConfigError(f"must not be negative, got {args.max_wait_ms}", key="--max-wait-ms")
-    if args.wyoming is not None and not args.wyoming.startswith(("tcp://", "unix://")):
-        raise ConfigError(
-            f"{args.wyoming!r} is not tcp://HOST:PORT or unix://PATH", key="--wyoming"
-        )
+    if args.wyoming is not None:
+        _check_wyoming(args.wyoming)
     extra_models = []
     for spec in args.extra_model:
         version, _, path = spec.rpartition("=")

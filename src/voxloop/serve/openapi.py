@@ -196,7 +196,8 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                     "type": "number",
                     "default": 1.0,
                     "description": "for a rating: 0 (worst) to 1 (best); 1-5 stars s are "
-                    "sent as (s - 1) / 4, other values get a 422",
+                    "sent as (s - 1) / 4, other values get a 422; for task_success: 1 "
+                    "(succeeded) or 0 (failed)",
                 },
                 "user_id": ident,
                 "timestamp": {"type": "string", "format": "date-time"},

@@ -81,33 +81,37 @@ class FeedbackRequest:
     timestamp: datetime | None = None
 
 
-def decode_json(body: bytes) -> Any:
-    """Bytes → JSON value; invalid UTF-8 and malformed JSON are 400s that say where."""
+def decode_json(body: bytes, what: str = "body") -> Any:
+    """Bytes → JSON value; invalid UTF-8 and malformed JSON are 400s that say where
+    (``what``: the body, a Wyoming header...)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise BadRequest(400, f"body is not valid UTF-8 (byte {e.start})") from None
+        raise BadRequest(400, f"{what} is not valid UTF-8 (byte {e.start})") from None
     if not text.strip():
-        raise BadRequest(400, "empty body: send a JSON object")
+        raise BadRequest(400, f"empty {what}: send a JSON object")
     try:
         return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise BadRequest(
             400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from None
+    except RecursionError:  # arrays or objects nested deeper than the parser's stack
+        raise BadRequest(400, "JSON nested too deeply") from None
 
 
 def _no_constant(name: str) -> Any:
     raise BadRequest(400, f"malformed JSON: {name} is not a JSON number")
 
 
-def _object(data: Any, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+def _object(data: Any, allowed: tuple[str, ...], name: str = "body") -> Mapping[str, Any]:
     if not isinstance(data, dict):
-        raise BadRequest(422, f"body must be a JSON object, not {_type(data)}")
+        raise BadRequest(422, f"{name} must be a JSON object, not {_type(data)}")
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         names = ", ".join(repr(k) for k in unknown)
-        raise BadRequest(422, f"unknown field {names} (allowed: {', '.join(allowed)})")
+        where = "" if name == "body" else f" in {name}"
+        raise BadRequest(422, f"unknown field {names}{where} (allowed: {', '.join(allowed)})")
     return data
 
 
@@ -145,8 +149,9 @@ def check_text(value: Any, name: str, limits: Limits) -> str:
     return _encodable(value, name)
 
 
-def _optional_id(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name)
+def _optional_id(data: Mapping[str, Any], key: str, name: str | None = None) -> str | None:
+    value = data.get(key)
+    name = name or key
     if value is None:
         return None
     if not isinstance(value, str):
@@ -182,7 +187,12 @@ def _timestamp(data: Mapping[str, Any]) -> datetime | None:
         raise BadRequest(422, f"timestamp {raw[:40]!r} is not ISO 8601") from None
     if value.tzinfo is None:
         raise BadRequest(422, "timestamp needs a UTC offset, e.g. 2026-11-25T08:00:00+00:00")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise BadRequest(
+            422, f"timestamp {raw[:40]!r} is out of range (years 1 to 9999 in UTC)"
+        ) from None
 
 
 _ATTRIBUTES_MAX = 32
@@ -194,13 +204,13 @@ def _context(data: Mapping[str, Any]) -> TurnContext | None:
     raw = data.get("context")
     if raw is None:
         return None
-    obj = _object(raw, ("hour", "device", "attributes"))
+    obj = _object(raw, ("hour", "device", "attributes"), "context")
     hour = obj.get("hour")
     if hour is not None and (
         isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23
     ):
         raise BadRequest(422, f"context.hour must be an integer 0-23, not {hour!r}")
-    device = _optional_id(obj, "device")
+    device = _optional_id(obj, "device", "context.device")
     attributes = obj.get("attributes")
     if attributes is not None:
         if not isinstance(attributes, dict) or len(attributes) > _ATTRIBUTES_MAX:
@@ -280,8 +290,14 @@ def read_feedback_request(data: Any) -> FeedbackRequest:
             "task_success or rephrase",
         )
     value = obj.get("value", 1.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRequest(422, f"value must be a finite number, not {_type(value)}")
+    if not math.isfinite(value):
+        raise BadRequest(422, f"value must be a finite number, not {value!r}")
+    if kind == "task_success" and value not in (0, 1):
+        raise BadRequest(
+            422, f"value of a task_success must be 1 (succeeded) or 0 (failed), got {value!r}"
+        )
     low, high = RATING_SCALE
     if kind == "rating" and not low <= value <= high:
         raise BadRequest(

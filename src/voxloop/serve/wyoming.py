@@ -11,6 +11,10 @@ With a recognizer (``voxloop serve --recognizer``) it is also an ASR service: ``
 ``audio-start``, ``audio-chunk``... ``audio-stop`` → ``transcript`` (the turn id, intent and
 n-best in its context; logged with channel ``speech``). Chunks are buffered up to
 ``--max-audio-seconds``; a longer utterance is answered with an ``error`` event.
+
+A malformed event header (not JSON, not UTF-8, no ``type``, a bad or too large
+``data_length``/``payload_length``) is answered with an ``error`` event naming the problem,
+then that connection is closed; a client that hangs up inside an event is logged in one line.
 """
 
 from __future__ import annotations
@@ -38,13 +42,13 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 
 from voxloop import __version__
 from voxloop.serve.jsonresponse import REFUSED
-from voxloop.serve.payloads import BadRequest, ParseRequest, check_text
+from voxloop.serve.payloads import BadRequest, ParseRequest, check_text, decode_json
 from voxloop.serve.service import NotReady, QueueFull, Service
 
 if TYPE_CHECKING:
     from voxloop.serve.recognize import SpeechEndpoint
 
-__all__ = ["IntentHandler", "WyomingEndpoint", "describe"]
+__all__ = ["IntentHandler", "WyomingEndpoint", "describe", "read_event"]
 
 _log = logging.getLogger(__name__)
 _ATTRIBUTION = Attribution(name="voxloop", url="https://pypi.org/project/voxloop/")
@@ -60,6 +64,67 @@ def refusal(error: Exception) -> Event:
     if isinstance(error, QueueFull):
         return Error(text="overloaded: try again", code="overloaded").event()
     return Error(text="timed out", code="timeout").event()
+
+
+def _length(header: dict[str, Any], key: str, limit: int) -> int:
+    value = header.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(400, f"{key} must be a non-negative integer, not {str(value)[:40]!r}")
+    if value > limit:
+        raise BadRequest(400, f"{key} is {value} bytes; the limit is {limit} bytes")
+    return value
+
+
+def _header(line: bytes, max_data: int, max_payload: int) -> tuple[str, dict[str, Any], int, int]:
+    """The type, data and data/payload lengths one header line announces."""
+    header = decode_json(line, "line")
+    if not isinstance(header, dict):
+        raise BadRequest(400, "not a JSON object")
+    kind = header.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise BadRequest(400, "no 'type' string")
+    data = header.get("data")
+    if data is None:
+        data = {}
+    elif not isinstance(data, dict):
+        raise BadRequest(400, "'data' must be an object")
+    return (
+        kind,
+        data,
+        _length(header, "data_length", max_data),
+        _length(header, "payload_length", max_payload),
+    )
+
+
+async def read_event(reader: asyncio.StreamReader, max_data: int, max_payload: int) -> Event | None:
+    """The next event a client sends (None once it closed the connection): what
+    `wyoming.event.async_read_event` reads, but a malformed header or data is a `BadRequest`
+    naming the problem, and a stream that ends inside an event `asyncio.IncompleteReadError`."""
+    try:
+        line = await reader.readline()
+    except ValueError:  # no newline within the stream's limit (64 KiB)
+        raise BadRequest(400, "bad event header: no end of line within 64 KiB") from None
+    if not line:
+        return None
+    if not line.endswith(b"\n"):
+        raise asyncio.IncompleteReadError(line, None)
+    try:
+        kind, data, data_length, payload_length = _header(line, max_data, max_payload)
+    except BadRequest as e:
+        raise BadRequest(400, f"bad event header: {e.message}") from None
+    if data_length:
+        more = await reader.readexactly(data_length)
+        try:
+            extra = decode_json(more, "data")
+        except BadRequest as e:
+            raise BadRequest(400, f"bad event data: {e.message}") from None
+        if not isinstance(extra, dict):
+            raise BadRequest(400, "bad event data: not a JSON object")
+        data = {**data, **extra}
+    payload = await reader.readexactly(payload_length) if payload_length else None
+    return Event(type=kind, data=data, payload=payload)
 
 
 def describe(service: Service, speech: SpeechEndpoint | None = None) -> Info:
@@ -136,6 +201,33 @@ class IntentHandler(AsyncEventHandler):
 
             self.audio = AudioBuffer(speech.limits.max_seconds)
 
+    async def run(self) -> None:
+        """Answer events until the client closes the connection; a malformed event is
+        answered with an ``error`` event and ends the connection (the stream cannot be
+        resynchronised), a client that hangs up inside an event ends it quietly."""
+        max_data = self.service.config.limits.max_body_bytes
+        max_payload = self.speech.limits.max_bytes if self.speech else max_data
+        peer = self.writer.get_extra_info("peername")
+        peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "on a unix socket"
+        self._is_running = True
+        try:
+            while self._is_running:
+                try:
+                    event = await read_event(self.reader, max_data, max_payload)
+                except BadRequest as e:
+                    _log.warning("Wyoming client %s: %s; closing the connection", peer, e)
+                    await self.write_event(refusal(e))
+                    break
+                if event is None or not await self.handle_event(event):
+                    break
+        except asyncio.IncompleteReadError:
+            _log.warning("Wyoming client %s hung up inside an event", peer)
+        except ConnectionError as e:
+            _log.warning("Wyoming client %s: %s", peer, e)
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
             await self.write_event(describe(self.service, self.speech).event())
@@ -199,6 +291,8 @@ class IntentHandler(AsyncEventHandler):
             recognize = Recognize.from_event(event)
             text = check_text(recognize.text, "text", self.service.config.limits)
             context = recognize.context or {}
+            if not isinstance(context, dict):
+                raise BadRequest(422, "context of recognize must be an object")
             language = event.data.get("language", context.get("language"))
             request = ParseRequest(
                 texts=[text],
