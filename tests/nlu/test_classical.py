@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -96,3 +100,36 @@ def test_the_same_seed_trains_the_same_crf_whatever_trained_before(tmp_path: Pat
         parser.save(tmp_path / name)
         files.append((tmp_path / name / "slots.crfsuite").read_bytes())
     assert files[0] == files[1]
+
+
+@pytest.mark.parametrize(
+    "name, damage, message",
+    [
+        ("slots.crfsuite", lambda b: b[:1000], "truncated or not a CRFsuite file"),
+        ("slots.crfsuite", lambda b: b[:600] + bytes([b[600] ^ 0xFF]) + b[601:], "SHA-256"),
+        ("intents.npz", lambda b: b[: len(b) // 2], "unreadable intent classifier"),
+    ],
+)
+def test_a_damaged_model_file_is_refused_before_it_can_crash_the_process(
+    name: str, damage: Callable[[bytes], bytes], message: str, tmp_path: Path
+) -> None:
+    # CRFsuite reads its file unchecked: a truncated one used to kill the process (SIGSEGV),
+    # a server loading it through /admin/models with it. Run in a child process so that a
+    # crash fails this test instead of ending the test run.
+    train = load_corpus("hass:en").split("train")[:200]
+    ClassicalParser(sentence_encoder="none", crf_epochs=3).fit(train).save(tmp_path / "m")
+    file = tmp_path / "m" / name
+    file.write_bytes(damage(file.read_bytes()))
+    code = (
+        "import sys\n"
+        "from voxloop.errors import ModelFormatError\n"
+        "from voxloop.nlu.base import load_parser\n"
+        "try:\n"
+        f"    load_parser({str(tmp_path / 'm')!r}).parse(['turn on the light'])\n"
+        "except ModelFormatError as e:\n"
+        "    print(e)\n"
+        "    sys.exit(3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert str(file.parent) in result.stdout and message in result.stdout

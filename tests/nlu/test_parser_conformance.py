@@ -119,6 +119,30 @@ def test_save_then_load_gives_identical_parses(
     assert loaded.parse(texts) == trained.parse(texts)
 
 
+def test_saving_over_a_folder_of_other_files_is_refused_and_keeps_them(
+    trained: Parser, tmp_path: Path
+) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ModelFormatError, match="not a voxloop model directory"):
+        trained.save(folder)
+    assert [f.name for f in folder.iterdir()] == ["notes.txt"]
+    trained.save(tmp_path / "model")
+    load_parser(tmp_path / "model").save(folder.parent / "copy")  # a loaded model too
+    with pytest.raises(ModelFormatError, match="not a voxloop model directory"):
+        load_parser(tmp_path / "model").save(folder)
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_saving_over_a_saved_model_replaces_it(trained: Parser, tmp_path: Path) -> None:
+    trained.save(tmp_path / "model")
+    (tmp_path / "model" / "stale.txt").write_text("from an older model")
+    trained.save(tmp_path / "model")
+    assert not (tmp_path / "model" / "stale.txt").exists()
+    assert load_parser(tmp_path / "model").parse(["play music"])
+
+
 def test_saved_model_holds_no_pickle(kind: Kind, trained: Parser, tmp_path: Path) -> None:
     trained.save(tmp_path / "model")
     for f in (tmp_path / "model").iterdir():
@@ -192,6 +216,14 @@ def test_loading_a_newer_format_version_asks_to_retrain(trained: Parser, tmp_pat
     data["format_version"] = 99
     manifest.write_text(json.dumps(data))
     with pytest.raises(ModelFormatError, match="retrain"):
+        load_parser(tmp_path / "model")
+
+
+def test_a_manifest_field_of_the_wrong_type_is_named(trained: Parser, tmp_path: Path) -> None:
+    trained.save(tmp_path / "model")
+    manifest = tmp_path / "model" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "locales": 5}))
+    with pytest.raises(ModelFormatError, match="manifest.json: locales must be a list of strings"):
         load_parser(tmp_path / "model")
 
 

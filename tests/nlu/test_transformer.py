@@ -239,6 +239,41 @@ def test_save_then_load_gives_identical_parses(
     assert TransformerParser.load(saved).parse(texts) == trained.parse(texts)
 
 
+def test_an_onnx_file_from_another_model_is_refused_at_load(saved: Path, tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    # A graph with the model's inputs and outputs but three intents: what a file copied
+    # from another model's directory looks like to the loader.
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
+        for n in ("input_ids", "attention_mask")
+    ]
+    outputs = [
+        helper.make_tensor_value_info("intent_logits", TensorProto.FLOAT, ["batch", 3]),
+        helper.make_tensor_value_info("slot_logits", TensorProto.FLOAT, ["batch", "seq", 5]),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["f", "axis"], ["slot_logits"]),
+        helper.make_node("ReduceSum", ["slot_logits", "axis"], ["intent_logits"], keepdims=0),
+    ]
+    axis = helper.make_tensor("axis", TensorProto.INT64, [1], [2])
+    graph = helper.make_graph(nodes, "other", inputs, outputs, initializer=[axis])
+    model = shutil.copytree(saved, tmp_path / "model")
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+        model / "model.int8.onnx",
+    )
+    labels = json.loads((saved / "labels.json").read_text())
+    with pytest.raises(
+        ModelFormatError,
+        match=f"intent_logits has 3 labels, labels.json lists "
+        f"{len(labels['intents'])}; the file belongs to another model",
+    ):
+        OnnxParser.load(model)
+
+
 def test_saved_model_is_onnx_and_json_with_a_manifest(saved: Path) -> None:
     names = {f.name for f in saved.iterdir()}
     assert names == {

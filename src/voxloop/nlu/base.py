@@ -29,6 +29,7 @@ __all__ = [
     "parse_to_dict",
     "read_manifest",
     "span_to_dict",
+    "check_replaceable",
     "staged_directory",
     "write_json_atomic",
 ]
@@ -98,12 +99,35 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-@contextmanager
-def staged_directory(target: str | Path) -> Iterator[Path]:
-    """A fresh directory beside ``target`` to write into; when the block succeeds it
-    replaces ``target`` (a directory already there is removed), when it fails it is
-    deleted, so ``target`` is never half-written."""
+def check_replaceable(target: str | Path, marker: str = MANIFEST) -> None:
+    """Refuse to let a write replace ``target`` unless it is absent, an empty directory, or
+    a directory holding ``marker`` (one this kind of write made): the user's other files
+    are never removed by pointing an output option at the wrong folder."""
     target = Path(target)
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ModelFormatError(f"{target}: exists and is not a directory; choose another path")
+    here = Path.cwd().resolve()
+    if target.resolve() in (here, *here.parents):
+        raise ModelFormatError(
+            f"{target}: is the current directory or contains it; choose another path"
+        )
+    if any(target.iterdir()) and not (target / marker).is_file():
+        raise ModelFormatError(
+            f"{target}: exists and is not a voxloop model directory (no {marker}); choose a new "
+            "or empty directory (one that holds a model is replaced)"
+        )
+
+
+@contextmanager
+def staged_directory(target: str | Path, marker: str = MANIFEST) -> Iterator[Path]:
+    """A fresh directory beside ``target`` to write into; when the block succeeds it
+    replaces ``target``, when it fails it is deleted, so ``target`` is never half-written.
+    A directory already at ``target`` is replaced only if ``check_replaceable`` allows it
+    (checked before the block runs, so no work is wasted)."""
+    target = Path(target)
+    check_replaceable(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
@@ -138,6 +162,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{file}: model format version {version!r}, this voxloop reads version "
             f"{FORMAT_VERSION}; retrain the model with this version"
         )
+    for key in ("locales", "intents", "slot_labels"):  # read by every model type
+        value = manifest.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(x, str) for x in value)
+        ):
+            raise ModelFormatError(f"{file}: {key} must be a list of strings")
     return manifest
 
 

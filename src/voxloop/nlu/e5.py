@@ -275,7 +275,7 @@ def convert_e5(out: str | Path, source: str | Path | None = None) -> Path:
             f"#{mismatch[0]} ({len(mismatch)} differences)"
         )
     target = Path(out)
-    with staged_directory(target) as staging:
+    with staged_directory(target, marker=_DONE) as staging:
         save_file(_bert_state(e5), str(staging / "model.safetensors"), metadata={"format": "pt"})
         (staging / "config.json").write_text(json.dumps(_bert_config(e5), indent=2) + "\n")
         shutil.copy2(tokenizer_file, staging / "tokenizer.json")

@@ -17,6 +17,7 @@ confidence of 0.9 means right about 9 times in 10. Saved as JSON and ``.npy``: n
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -253,6 +254,6 @@ class IntentClassifier:
                 clf._intercept = arrays["intercept"]
                 idfs = [arrays[f"idf{i}"] for i in range(len(state["vocabularies"]))]
                 clf._ngrams = NgramFeatures.from_state(state["vocabularies"], idfs)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
             raise ModelFormatError(f"{model_dir}: unreadable intent classifier ({e})") from None
         return clf

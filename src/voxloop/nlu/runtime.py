@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voxloop.errors import ModelFormatError
-from voxloop.nlu.base import MANIFEST, read_manifest
+from voxloop.nlu.base import MANIFEST, read_manifest, staged_directory
 from voxloop.nlu.slot_tagger import spans_from_tags
 from voxloop.nlu.tokenize import Token, tokenize
 from voxloop.schema import DEFAULT_LOCALE, IntentScore, Parse
@@ -75,6 +75,21 @@ MAX_POSITIONS = 512
 Precision = Literal["int8", "fp32"]
 OUTPUTS = ["intent_logits", "slot_logits"]
 """The ONNX model's outputs, in the order `OnnxParser` reads them."""
+
+
+def _check_outputs(session: Any, model_file: Path, labels: dict[str, list[str]]) -> None:
+    """Refuse an ONNX file whose outputs do not match ``labels.json`` (one copied from
+    another model): each output's last dimension is the number of its labels."""
+    shapes = {o.name: o.shape for o in session.get_outputs()}
+    for name, names in labels.items():
+        shape = shapes.get(name)
+        if shape is None:
+            raise ModelFormatError(f"{model_file}: no output {name!r}; not a voxloop model")
+        if isinstance(shape[-1], int) and shape[-1] != len(names):
+            raise ModelFormatError(
+                f"{model_file}: output {name} has {shape[-1]} labels, {LABELS_FILE} lists "
+                f"{len(names)}; the file belongs to another model"
+            )
 
 
 def load_tokenizer(path: Path, max_length: int = MAX_POSITIONS) -> Any:
@@ -733,6 +748,7 @@ class OnnxParser:
             )
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelFormatError(f"{model_file}: unreadable ONNX model ({e})") from None
+        _check_outputs(session, model_file, {"intent_logits": intents, "slot_logits": tags})
         tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
         return cls(
             session,
@@ -799,6 +815,5 @@ class OnnxParser:
         target = Path(path)
         if target.resolve() == source.resolve():
             return
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(source, target)
+        with staged_directory(target) as staging:
+            shutil.copytree(source, staging, dirs_exist_ok=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import json
 import random
 from collections import Counter
@@ -253,6 +254,7 @@ class SlotTagger:
             "labels": self.labels_,
             "anchor_words": sorted(self.anchors_),
             "gazetteer": [[list(k), list(v)] for k, v in self.gazetteer_.items()],
+            "crf_sha256": hashlib.sha256((model_dir / _MODEL_FILE).read_bytes()).hexdigest(),
         }
         (model_dir / _STATE_FILE).write_text(json.dumps(state, ensure_ascii=False), "utf-8")
 
@@ -274,13 +276,29 @@ class SlotTagger:
             raise ModelFormatError(
                 f"{model_dir / _STATE_FILE}: unreadable slot tagger ({e})"
             ) from None
-        tagger._open(model_dir)
+        tagger._open(model_dir, state.get("crf_sha256"))
         return tagger
 
-    def _open(self, model_dir: Path) -> None:
+    def _open(self, model_dir: Path, sha256: str | None = None) -> None:
+        """Open the CRF model file after checking it: CRFsuite reads a damaged file
+        unchecked and crashes the whole process (a server with it), so a file whose header
+        does not give its own size, or whose digest differs from the one saved with it
+        (models saved before the digest existed have none), is refused here."""
         path = model_dir / _MODEL_FILE
         if not path.is_file():
             raise ModelFormatError(f"{path}: missing CRF model file")
+        data = path.read_bytes()
+        # The header: magic "lCRF", then the file's size (uint32, little-endian).
+        if (
+            data[:4] != b"lCRF"
+            or len(data) < 48
+            or int.from_bytes(data[4:8], "little") != len(data)
+        ):
+            raise ModelFormatError(f"{path}: damaged CRF model (truncated or not a CRFsuite file)")
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise ModelFormatError(
+                f"{path}: damaged CRF model (its SHA-256 differs from the one saved with it)"
+            )
         tagger = pycrfsuite.Tagger()
         try:
             tagger.open(str(path))
