@@ -114,6 +114,45 @@ def test_parse_refuses_an_empty_text_as_the_server_does(
     assert err == "voxloop: error: text 2 is empty or only whitespace"
 
 
+def test_train_refuses_an_out_folder_holding_other_files_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["train", "--data", "hass:en", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "exists and is not a voxloop model directory" in err and "training on" not in err
+    assert [f.name for f in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_parse_names_a_text_that_is_not_utf8(model: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "voxloop", "parse", "--model", str(model)],
+        input=b"play jazz\nplay \xff madonna\n",
+        capture_output=True,
+    )
+    assert result.returncode == 1 and result.stdout == b""
+    assert result.stderr.decode().strip() == (
+        "voxloop: error: text 2: not UTF-8 (byte 0xff at character 6)"
+    )
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(model: Path) -> None:
+    # `voxloop parse ... | head -1`: the reader closes the pipe after one line.
+    with subprocess.Popen(
+        [sys.executable, "-m", "voxloop", "parse", "--model", str(model)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(b"play some jazz\n" * 20000)
+        process.stdin.close()
+        assert process.stdout.readline().startswith(b"play some jazz")
+        process.stdout.close()
+        assert process.wait(timeout=120) == 141
+        assert process.stderr is not None and b"Traceback" not in process.stderr.read()
+
+
 def test_data_check_lists_every_problem_with_file_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -141,41 +180,96 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
     "argv, message",
     [
         (["eval", "--model", "/nonexistent/model", "--data", "hass:en"], "no such model directory"),
-        (["train", "--data", "nosuchformat:x", "--out", "/tmp/x"], "format"),
+        (["train", "--data", "nosuchformat:x", "--out", "/nonexistent/out"], "format"),
         (["data", "check", "bio:/nonexistent/dir"], "/nonexistent/dir"),
+        (["data", "check", "hass:en", "--limit", "0"], "--limit: must be at least 1, got 0"),
         (["parse", "--model", "/nonexistent/model", "hi"], "no such model directory"),
         (
-            ["train", "--data", "hass:en", "--out", "/tmp/x", "--teacher", "m", "--epochs", "2"],
+            [
+                "train",
+                "--data",
+                "hass:en",
+                "--out",
+                "/nonexistent/out",
+                "--teacher",
+                "m",
+                "--epochs",
+                "2",
+            ],
             "--epochs, --teacher apply only to --model-type transformer",
         ),
         (
-            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            [
+                "train",
+                "--data",
+                "hass:en",
+                "--out",
+                "/nonexistent/out",
+                "--model-type",
+                "transformer",
+            ]
             + ["--sentence-encoder", "use"],
             "--sentence-encoder applies only to --model-type classical",
         ),
         (
-            ["train", "--data", "hass:en", "--out", "/tmp/x", "--crf"],
+            ["train", "--data", "hass:en", "--out", "/nonexistent/out", "--crf"],
             "--crf applies only to --model-type transformer",
         ),
         (
-            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            [
+                "train",
+                "--data",
+                "hass:en",
+                "--out",
+                "/nonexistent/out",
+                "--model-type",
+                "transformer",
+            ]
             + ["--crf", "--teacher", "m"],
             "--crf: a CRF slot head cannot be distilled from teachers",
         ),
         (
-            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            [
+                "train",
+                "--data",
+                "hass:en",
+                "--out",
+                "/nonexistent/out",
+                "--model-type",
+                "transformer",
+            ]
             + ["--distill-weight", "0.3"],
             "--distill-weight: weighs the teachers' targets: give --teacher DIR",
         ),
         (
-            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            [
+                "train",
+                "--data",
+                "hass:en",
+                "--out",
+                "/nonexistent/out",
+                "--model-type",
+                "transformer",
+            ]
             + ["--teacher", "m", "--distill-weight", "2"],
             "--distill-weight: must be between 0 and 1, not 2.0",
         ),
         (
-            ["train", "--data", "hass:en", "--out", "/tmp/x", "--model-type", "transformer"]
+            [
+                "train",
+                "--data",
+                "hass:en",
+                "--out",
+                "/nonexistent/out",
+                "--model-type",
+                "transformer",
+            ]
             + ["--substitute-slots", "-1"],
             "--substitute-slots: must be 0 or more, not -1",
+        ),
+        (
+            ["train", "--data", "hass:en", "--out", "/nonexistent/out", "--dev-split", "nope"],
+            "--dev-split: no split 'nope' (the corpus has: ",
         ),
     ],
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -46,6 +47,8 @@ def _locales(value: str | None) -> list[str] | None:
 def cmd_data_check(args: argparse.Namespace) -> int:
     from voxloop.data import check_corpus, format_problems
 
+    if args.limit < 1:
+        raise ConfigError(f"must be at least 1, got {args.limit}", key="--limit")
     corpus = check_corpus(args.spec, locales=_locales(args.locales))
     sizes = ", ".join(f"{name} {len(utts):,}" for name, utts in corpus.splits.items())
     print(f"{args.spec}: {sizes or 'no utterances'}")
@@ -100,6 +103,7 @@ def _check_model_options(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from voxloop.data import load_corpus
+    from voxloop.nlu.base import check_replaceable
     from voxloop.nlu.classical import ClassicalParser
     from voxloop.nlu.evaluate import evaluate
 
@@ -122,9 +126,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(e.problem, key="--" + option.replace("_", "-")) from None
     else:
         parser = ClassicalParser(sentence_encoder=args.sentence_encoder or "auto", seed=args.seed)
+    check_replaceable(args.out)  # before the training, not after it
     corpus = load_corpus(args.data, locales=_locales(args.locales))
     train = corpus.split(args.split)
-    dev = corpus.splits.get(args.dev_split) if args.dev_split else None
+    dev_split = "dev" if args.dev_split is None else args.dev_split  # '' for none
+    if args.dev_split and args.dev_split not in corpus.splits:
+        have = ", ".join(sorted(corpus.splits))
+        raise ConfigError(f"no split {dev_split!r} (the corpus has: {have})", key="--dev-split")
+    dev = corpus.splits.get(dev_split) if dev_split else None  # the default: dev if there is one
     print(f"training on {args.data} [{args.split}]: {len(train):,} utterances", file=sys.stderr)
     started = time.perf_counter()
     if args.model_type == "transformer":
@@ -140,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if dev:
         dev_eval = evaluate(dev, _parse_all(parser, [u.text for u in dev], "dev"))
         metadata["metrics"] = {
-            "split": args.dev_split,
+            "split": dev_split,
             **{k: v for k, v in dev_eval.to_json().items() if not isinstance(v, (dict, list))},
         }
     parser.save(args.out, metadata)
@@ -148,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if dev:
         m = metadata["metrics"]
         summary += (
-            f"; {args.dev_split}: intent {m['intent_accuracy']:.2%}, slot F1 "
+            f"; {dev_split}: intent {m['intent_accuracy']:.2%}, slot F1 "
             f"{m['slot_f1']:.2%}, exact match {m['exact_match']:.2%}"
         )
     print(summary)
@@ -233,9 +242,17 @@ def cmd_parse(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.model)
     locale = resolve_locale(args.locale, model_locales(manifest), default_locale(manifest))
     texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    blank = [i for i, text in enumerate(texts, 1) if not text.strip()]
-    if blank:  # as the server answers 422: nothing was said, so nothing to understand
-        raise ConfigError(f"text {blank[0]} is empty or only whitespace")
+    for i, text in enumerate(texts, 1):
+        if (
+            not text.strip()
+        ):  # as the server answers 422: nothing was said, so nothing to understand
+            raise ConfigError(f"text {i} is empty or only whitespace")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:  # undecodable bytes arrive as lone surrogates
+            code = ord(text[e.start])
+            what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+            raise ConfigError(f"text {i}: not UTF-8 ({what} at character {e.start + 1})") from None
     parses = with_locale(load_parser(args.model).parse(texts), locale)
     for p in parses:
         print(json.dumps(parse_to_dict(p), ensure_ascii=False) if args.json else _format_parse(p))
@@ -251,8 +268,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir), users=args.users, days=args.days, lang=args.lang,
         seed=args.seed,
     )  # fmt: skip
-    if settings.users < 1 or settings.days < 1:
-        raise ConfigError("--users and --days must be at least 1", key="--users")
+    for key, value in (("--users", settings.users), ("--days", settings.days)):
+        if value < 1:
+            raise ConfigError(f"must be at least 1, got {value}", key=key)
     with tqdm(total=settings.users, desc="users", unit="user", file=sys.stderr,
               leave=False, mininterval=0.5) as bar:  # fmt: skip
         result = run_demo(settings, progress=bar.update)
@@ -314,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="model directory to write")
     train.add_argument("--split", default="train", help="split to train on (default train)")
     train.add_argument(
-        "--dev-split", default="dev", help="split for model selection (default dev; '' for none)"
+        "--dev-split",
+        help="split for model selection (default: dev, when the corpus has one; '' for none)",
     )
     train.add_argument("--locales", help="comma-separated locales (massive only)")
     train.add_argument(
@@ -449,6 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voxloop: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
 
 
 if __name__ == "__main__":

@@ -127,6 +127,10 @@ def test_invalid_toml_and_a_missing_file_are_config_errors(tmp_path):
         load_config(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="defines no experiment"):
         loads_config("version = 1\n")
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b"# caf\xe9\nversion = 1\n")
+    with pytest.raises(ConfigError, match=r"latin1.toml: not UTF-8 text \(byte 0xe9 at offset 5\)"):
+        load_config(latin1)
 
 
 def test_a_file_error_names_the_file_and_the_key(tmp_path):

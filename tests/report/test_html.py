@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from voxloop.errors import ConfigError
 from voxloop.log.writer import LogWriter
 from voxloop.report.html import write_report
 from voxloop.schema import Feedback, IntentScore, Parse, Turn
@@ -37,6 +38,11 @@ def test_the_page_is_self_contained(tmp_path: Path) -> None:
     page = write_report(small_log(tmp_path / "log"), tmp_path / "r.html").read_text()
     assert page.count('<svg class="chart"') == 4
     assert not re.search(r"(src|href)=\"https?:", page) and "<script" not in page
+
+
+def test_a_directory_as_the_page_is_refused_before_the_work(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory; name the page, e.g. .*report.html"):
+        write_report(tmp_path / "no-log-needed", tmp_path)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")

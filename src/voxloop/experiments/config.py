@@ -629,6 +629,11 @@ def load_config(path: str | Path) -> ExperimentsConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read experiments file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start})"
+        ) from None
     try:
         return loads_config(text)
     except ConfigError as error:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from voxloop.errors import ConfigError
+
 if TYPE_CHECKING:
     from voxloop.experiments.analyze import ExperimentResult
 
@@ -259,6 +261,9 @@ def write_report(
     ``experiments`` file, each experiment's analysis (from ``since``) is a section."""
     from voxloop.log.kpi import compute_kpis
 
+    path = Path(out)
+    if path.is_dir():  # before the work, not after it
+        raise ConfigError(f"{path} is a directory; name the page, e.g. {path / 'report.html'}")
     kpis = compute_kpis(log, since=since, until=until, engine=engine)
     extra = list(sections)
     if experiments is not None:
@@ -268,8 +273,10 @@ def write_report(
         for exp in load_config(experiments).experiments:
             analysis = analyze_log(log, exp, since=since, until=until, engine=engine)
             extra.append(experiment_section(analysis.result))
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
     page = render_report(kpis, title=f"voxloop turn log — {log}", sections=extra)
-    path.write_text(page, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot write the report ({e.strerror})") from None
     return path

@@ -107,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
         rates = [int(r) for r in args.rates.split(",")] if args.rates else list(RATES)
     except ValueError:
         raise ConfigError(f"expected integers, got {args.rates!r}", key="--rates") from None
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"must be at least 1, got {args.limit}", key="--limit")
     parser = load_parser(args.model)
     locales = [x.strip() for x in args.locales.split(",") if x.strip()] if args.locales else None
     gold = load_corpus(args.data, locales=locales).split(args.split)
-    if args.limit:
+    if args.limit is not None:
         gold = gold[: args.limit]
     bias = bias_for_model(args.model, args.speech_bias)
     recognizer = load_recognizer(args.recognizer, bias=bias)
