@@ -461,7 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
     except VoxloopError as e:
         print(f"voxloop: error: {e}", file=sys.stderr)
         return 1

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +16,8 @@ import pytest
 
 from voxloop.cli import main
 from voxloop.data import load_corpus, write_jsonl
+from voxloop.log.writer import LogWriter
+from voxloop.schema import IntentScore, Parse, Turn
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +152,67 @@ def test_a_file_that_is_not_a_turn_log_is_named(
     (folder / "part-0.parquet").write_text("turn_id,text\nt1,hello\n", encoding="utf-8")
     code, _, err = run(capsys, "log", "sql", "--log", str(tmp_path), "SELECT * FROM turns")
     assert code == 1 and str(stray) in err and "not a Parquet file" in err, err
+
+
+def small_log(directory: Path, turns: int = 3) -> Path:
+    """``turns`` declined turns of distinct texts and users, without training a model."""
+    with LogWriter(directory) as writer:
+        for i in range(turns):
+            parse = Parse(f"lights {i} on", None, 0.2, (IntentScore("on", 0.2),), ())
+            when = datetime(2026, 11, 20, 9, tzinfo=UTC) + timedelta(seconds=40 * i)
+            writer.append_turn(Turn(f"t{i}", when, parse.text, parse, "v1", user_id=f"u{i}"))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--limit", "0", "SELECT * FROM turns"], "--limit: must be at least 1, got 0"),
+        (["--limit", "-3", "SELECT * FROM turns"], "--limit: must be at least 1, got -3"),
+        ([""], "query: is empty"),
+        (["  \n"], "query: is empty"),
+    ],
+    ids=["limit-0", "limit-negative", "empty", "blank"],
+)
+def test_log_sql_refuses_a_limit_below_one_and_an_empty_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "log", "sql", "--log", str(small_log(tmp_path)), *args)
+    assert code == 1 and out == ""
+    assert err.startswith(f"voxloop: error: {message}") and len(err.splitlines()) == 1, err
+
+
+def test_log_generate_names_a_bad_start_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for bad in ("2026-02-30", "26-11-02"):
+        code, out, err = run(capsys, "log", "generate", "--out", str(tmp_path / "log"),
+                             "--model", str(tmp_path / "model"), "--data",
+                             f"jsonl:{tmp_path / 'x.jsonl'}", "--start", bad)  # fmt: skip
+        assert code == 1 and out == ""
+        assert err == f"voxloop: error: --start: {bad!r} is not a day (YYYY-MM-DD)\n"
+    assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["log", "sql", "--limit", "100000", "SELECT range AS n FROM range(100000)"],
+        ["log", "sql", "--json", "SELECT range AS n FROM range(100000)"],
+        ["kpi", "--json", "--top", "100000"],  # 2,000 failing texts: more than a pipe holds
+    ],
+    ids=["sql", "sql-json", "kpi"],
+)
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path, args: list[str]) -> None:
+    """``voxloop ... | head -1``: no BrokenPipeError traceback when the reader goes."""
+    where = args.index("sql") + 1 if "sql" in args else 1
+    log = small_log(tmp_path, turns=2000 if args[0] == "kpi" else 3)
+    command = [*args[:where], "--log", str(log), *args[where:]]
+    with subprocess.Popen([sys.executable, "-m", "voxloop", *command], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(1)  # the command has started writing
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=120)
+    assert code == 141 and "Traceback" not in err and "BrokenPipe" not in err, err

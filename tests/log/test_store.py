@@ -180,3 +180,57 @@ def test_a_range_with_no_files_is_an_empty_table_not_an_error(tmp_path: Path) ->
 def test_a_bad_query_is_a_query_error(tmp_path: Path) -> None:
     with pytest.raises(QueryError, match="no_such_column"):
         open_log(three_days(tmp_path)).sql("SELECT no_such_column FROM turns")
+
+
+def _rewrite_column(path: Path, column: str, to: pa.DataType | None) -> None:
+    """Rewrite one file of the log with ``column`` cast to ``to`` (None: without it)."""
+    table = pq.read_table(path)
+    i = table.schema.get_field_index(column)
+    if to is None:
+        table = table.remove_column(i)
+    else:
+        table = table.set_column(i, pa.field(column, to), table[column].cast(to))
+    pq.write_table(table, path)
+
+
+@pytest.mark.parametrize(
+    "table, column, to, message",
+    [
+        ("turns", "confidence", pa.string(), "column confidence is string, expected double"),
+        ("turns", "ts", pa.string(), "column ts is string, expected timestamp[us, tz=UTC]"),
+        ("turns", "ts", pa.timestamp("ns", tz="UTC"),
+         "column ts is timestamp[ns, tz=UTC], expected timestamp[us, tz=UTC]"),
+        ("feedback", "value", pa.string(), "column value is string, expected double"),
+    ],
+    ids=["confidence", "ts", "ts-ns", "feedback-value"],
+)  # fmt: skip
+def test_a_column_of_the_wrong_type_is_named_with_the_expected_type(
+    tmp_path: Path, table: str, column: str, to: pa.DataType, message: str
+) -> None:
+    three_days(tmp_path)
+    bad = sorted((tmp_path / table).glob("date=*/part-*.parquet"))[-1]
+    _rewrite_column(bad, column, to)
+    with pytest.raises(DataError) as e:
+        open_log(tmp_path)
+    assert str(e.value) == f"{bad}: {message}"
+
+
+def test_a_column_of_another_width_or_unit_still_reads(tmp_path: Path) -> None:
+    three_days(tmp_path)
+    path = sorted((tmp_path / "turns").glob("date=*/part-*.parquet"))[0]
+    _rewrite_column(path, "latency_ms", pa.int64())
+    _rewrite_column(path, "ts", pa.timestamp("ms", tz="UTC"))
+    got = open_log(tmp_path).sql("SELECT SUM(latency_ms) AS s, COUNT(ts_us) AS n FROM turns")
+    assert got.to_pylist() == [{"s": 24.0, "n": 6}]
+
+
+def test_a_file_without_a_column_its_schema_version_has_is_named(tmp_path: Path) -> None:
+    three_days(tmp_path)
+    bad = sorted((tmp_path / "turns").glob("date=*/part-*.parquet"))[1]
+    _rewrite_column(bad, "user_id", None)
+    _rewrite_column(bad, "latency_ms", None)
+    with pytest.raises(DataError) as e:  # not read as NULLs, which would change the KPIs
+        open_log(tmp_path)
+    assert str(e.value) == (
+        f"{bad}: no column user_id, latency_ms, which its schema version {SCHEMA_VERSION} has"
+    )

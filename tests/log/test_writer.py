@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from voxloop.errors import DataError
 from voxloop.log.writer import (
     FEEDBACK_SCHEMA,
     SCHEMA_VERSION,
@@ -191,6 +192,18 @@ def test_naive_timestamps_are_refused(tmp_path: Path) -> None:
     writer = LogWriter(tmp_path)
     with pytest.raises(ValueError, match="timezone"):
         writer.append_turn(turn(when=datetime(2026, 11, 25, 12, 0)))
+
+
+def test_a_log_directory_that_is_a_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    path.write_text("not a folder\n", encoding="utf-8")
+    with pytest.raises(DataError, match="is not a directory") as e:
+        LogWriter(path)
+    assert str(path) in str(e.value)
+    assert path.read_text(encoding="utf-8") == "not a folder\n"
+    with pytest.raises(DataError, match="cannot be created") as e:
+        LogWriter(path / "below")
+    assert str(path / "below") in str(e.value)
 
 
 class Upper:

@@ -57,6 +57,12 @@ def cmd_log_sql(args: argparse.Namespace) -> int:
     from voxloop.log.kpi import format_table, kpis_to_json
     from voxloop.log.store import LogStore
 
+    if not args.query.strip():
+        raise ConfigError("is empty; give one SQL query, e.g. 'SELECT COUNT(*) FROM turns'",
+                          key="query")  # fmt: skip
+    if args.limit < 1:
+        raise ConfigError(f"must be at least 1, got {args.limit} (--json prints every row)",
+                          key="--limit")  # fmt: skip
     table = LogStore(args.log, since=args.since, until=args.until).sql(args.query)
     if args.json:
         print(json.dumps(kpis_to_json({"rows": table})["rows"], ensure_ascii=False))
@@ -68,8 +74,10 @@ def cmd_log_sql(args: argparse.Namespace) -> int:
 def cmd_log_generate(args: argparse.Namespace) -> int:
     from voxloop.data import load_corpus
     from voxloop.log.generate import ModelArm, generate_log, generate_log_fast
+    from voxloop.log.store import parse_day
     from voxloop.nlu.base import load_parser, read_manifest
 
+    start = parse_day(args.start, key="--start") or date(2026, 11, 1)
     models = []
     for i, path in enumerate(args.model):
         version = read_manifest(path).get("version") or f"model-{i}"
@@ -77,7 +85,6 @@ def cmd_log_generate(args: argparse.Namespace) -> int:
     if len(models) > 2:
         raise ConfigError("give one --model, or two for an A/B experiment", key="model")
     utterances = load_corpus(args.data).split(args.split)
-    start = date.fromisoformat(args.start) if args.start else date(2026, 11, 1)
     if args.turns:
         made = generate_log_fast(args.out, utterances, models, turns=args.turns, days=args.days,
                                  start=start, threshold=args.threshold, seed=args.seed)  # fmt: skip

@@ -7,11 +7,12 @@ A log directory (what `LogWriter` writes) holds two tables, each split into day 
 
 `LogStore` finds the files of a day range (``since``/``until``, both inclusive, on the
 day partition), checks that each one is a turn log (its ``voxloop.kind`` and
-``voxloop.schema_version`` metadata, or else the required columns — reading only each
-file's footer) and names the first that is not, and knows the union of their columns:
-files written by a newer writer with an extra column and older files without it read as
-one table (the old files give NULL), and a column of `TURN_SCHEMA` that no file has yet
-reads as NULL too, so queries written against today's schema run on any log.
+``voxloop.schema_version`` metadata and the columns that version has, or else the required
+columns; each known column of the schema's type — reading only each file's footer) and
+names the first that is not, and knows the union of their columns: files written by a
+newer writer with an extra column and older files without it read as one table (the old
+files give NULL), and a column of `TURN_SCHEMA` that no file has yet reads as NULL too, so
+queries written against today's schema run on any log.
 
 The SQL engines (`voxloop.log.engines`) expose three views over a store:
 
@@ -55,6 +56,13 @@ SCHEMAS = {"turns": TURN_SCHEMA, "feedback": FEEDBACK_SCHEMA}
 REQUIRED = {
     "turns": ("turn_id", "ts", "text", "model_version"),
     "feedback": ("turn_id", "ts", "kind"),
+}
+# The columns a file of each schema version must have. A column added to the schema later
+# may be missing (it reads as NULL): ``candidates`` and ``second_intent`` joined version 1
+# after files of it were written, so a version-1 file may lack them.
+VERSION_COLUMNS: dict[str, dict[int, frozenset[str]]] = {
+    "turns": {1: frozenset(TURN_SCHEMA.names) - {"candidates", "second_intent"}},
+    "feedback": {1: frozenset(FEEDBACK_SCHEMA.names)},
 }
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -238,11 +246,51 @@ def _check_file(path: Path, table: str) -> pa.Schema:
                 f"({SCHEMA_VERSION}); upgrade voxloop",
                 file=path,
             )
+        if number not in VERSION_COLUMNS[table]:
+            raise DataError(f"unknown turn log schema version {number}", file=path)
     missing = [c for c in REQUIRED[table] if c not in schema.names]
     if missing:
         what = "a turn log" if table == "turns" else "a feedback log"
         raise DataError(f"not {what}: no column {', '.join(missing)}", file=path)
+    if version is not None:
+        needed = VERSION_COLUMNS[table][number]
+        lacking = [c for c in SCHEMAS[table].names if c in needed and c not in schema.names]
+        if lacking:
+            raise DataError(
+                f"no column {', '.join(lacking)}, which its schema version {number} has",
+                file=path,
+            )
+    for name in schema.names:
+        if name in SCHEMAS[table].names:
+            actual, expected = schema.field(name).type, SCHEMAS[table].field(name).type
+            if not _readable_as(actual, expected):
+                raise DataError(f"column {name} is {actual}, expected {expected}", file=path)
     return schema
+
+
+def _type_class(t: pa.DataType) -> str:
+    """What a SQL engine makes of a type: any integer or float is a number, a timestamp to
+    the microsecond (nanoseconds are not: DuckDB's ``epoch_us`` and Spark refuse them) a
+    timestamp, a dictionary its values; lists and structs by their parts."""
+    if pa.types.is_dictionary(t):
+        return _type_class(t.value_type)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "number"
+    if pa.types.is_timestamp(t) and t.unit != "ns":
+        return "timestamp"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"list<{_type_class(t.value_type)}>"
+    if pa.types.is_struct(t):
+        return "struct<" + ", ".join(f"{f.name}: {_type_class(f.type)}" for f in t) + ">"
+    return str(t)
+
+
+def _readable_as(actual: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether a file's column of type ``actual`` reads as the schema's ``expected`` (a
+    column of nulls only reads as anything)."""
+    return pa.types.is_null(actual) or _type_class(actual) == _type_class(expected)
 
 
 def open_log(

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from voxloop import __version__
+from voxloop.errors import DataError
 from voxloop.nlu.base import span_to_dict
 from voxloop.schema import Feedback, Turn
 
@@ -201,6 +202,8 @@ class LogWriter:
     and call `flush_if_due` instead of starting the background thread.
     ``prepare_turns`` (see the module docstring) maps a batch of turns to the turns to
     write; it runs on the flushing thread and may drop turns it refuses.
+    Raises `DataError` naming ``directory`` when it cannot be made a directory (say, it is
+    a file).
     """
 
     def __init__(
@@ -241,7 +244,15 @@ class LogWriter:
         self.rows_dropped = 0
         self.turns_refused = 0
         self._in_flight = 0  # rows taken by the flush in progress, not yet written
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            problem = (
+                "is not a directory; give a directory for the turn log"
+                if self.directory.exists()
+                else f"cannot be created as the turn log directory ({e.strerror or e})"
+            )
+            raise DataError(problem, file=self.directory) from None
         self._remove_leftovers()
 
     # --- appending ------------------------------------------------------------------
