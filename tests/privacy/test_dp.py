@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from voxloop.errors import ConfigError
+from voxloop.errors import ConfigError, DataError
+from voxloop.log.engines import QueryError
 from voxloop.log.kpi import compute_kpis
 from voxloop.log.writer import LogWriter
 from voxloop.privacy.dp import (
@@ -129,3 +130,42 @@ def test_cli_negative_epsilon_and_exhausted_budget(tmp_path: Path) -> None:
     done = subprocess.run(cli + ["--dp-epsilon", "2"], capture_output=True, text=True, env=env)
     assert done.returncode == 1 and "budget exhausted" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_query_that_fails_spends_no_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import voxloop.privacy.dp as dp
+
+    log = _log(tmp_path, users=6, turns_per_user=2)
+    dp_kpis(log, DpOptions(epsilon=1.0), budget=4.0, seed=0)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise QueryError("query failed: Binder Error")
+
+    monkeypatch.setattr(dp, "bounded_counts", fail)
+    with pytest.raises(QueryError):
+        dp_kpis(log, DpOptions(epsilon=3.0), seed=0)
+    ledger = json.loads((log / BUDGET_FILE).read_text())
+    assert [r["epsilon"] for r in ledger["releases"]] == [1.0]
+    with pytest.raises(BudgetExhausted):  # still refused before anything is computed
+        dp_kpis(log, DpOptions(epsilon=3.5), seed=0)
+
+
+def test_a_release_the_ledger_cannot_record_is_not_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import voxloop.privacy.dp as dp
+
+    log = _log(tmp_path, users=6, turns_per_user=2)
+    dp_kpis(log, DpOptions(epsilon=1.0), budget=4.0, seed=0)
+    before = (log / BUDGET_FILE).read_text()
+
+    def read_only(path: Path, data: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(dp, "write_json_atomic", read_only)
+    with pytest.raises(DataError, match="Read-only file system.*nothing was released") as e:
+        dp_kpis(log, DpOptions(epsilon=1.0), seed=0)
+    assert str(log / BUDGET_FILE) in str(e.value)
+    assert (log / BUDGET_FILE).read_text() == before

@@ -103,3 +103,90 @@ def test_cli_retain_and_forget_with_a_hashed_log(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1 and "--days" in done.stderr and "Traceback" not in done.stderr
     assert (tmp_path / AUDIT_FILE).is_file()
+
+
+def _snapshot(directory: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_forget_reads_every_file_first_and_changes_nothing_when_one_is_unreadable(
+    tmp_path: Path,
+) -> None:
+    _write_log(tmp_path)
+    bad = next((tmp_path / "turns" / "date=2026-11-03").glob("part-*.parquet"))
+    bad.write_bytes(b"garbage")  # ann's turns of 11-01 and 11-02 come before it
+    before = _snapshot(tmp_path)
+    with pytest.raises(DataError, match="nothing was removed") as e:
+        forget(tmp_path, "ann")
+    assert str(e.value).startswith(f"{bad}: not a Parquet file")
+    assert _snapshot(tmp_path) == before  # no file rewritten, no temporary left, no audit
+
+
+def test_retain_names_an_unreadable_file_and_deletes_nothing(tmp_path: Path) -> None:
+    _write_log(tmp_path)
+    bad = next((tmp_path / "feedback" / "date=2026-11-02").glob("part-*.parquet"))
+    bad.write_bytes(b"garbage")
+    before = _snapshot(tmp_path)
+    for dry_run in (True, False):
+        with pytest.raises(DataError, match="cannot be read") as e:
+            retain(tmp_path, 1, today=START + timedelta(days=4), dry_run=dry_run)
+        assert str(e.value).startswith(f"{bad}: ") and "nothing was deleted" in str(e.value)
+    assert _snapshot(tmp_path) == before
+
+
+def test_retain_refuses_a_today_in_the_future(tmp_path: Path) -> None:
+    _write_log(tmp_path)
+    before = _snapshot(tmp_path)
+    now = datetime(2026, 11, 5, 23, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="2026-11-07 is in the future") as e:
+        retain(tmp_path, 1, today=date(2026, 11, 7), now=lambda: now)
+    assert e.value.key == "--today"
+    assert _snapshot(tmp_path) == before
+    # a day ahead is allowed (a clock or a time zone a little ahead of UTC)
+    assert retain(tmp_path, 1, today=date(2026, 11, 6), now=lambda: now, dry_run=True).rows == 20
+
+
+@pytest.mark.parametrize("today", ["2026-99-01", "26-11-02", "2026-02-30"])
+def test_cli_retain_names_a_bad_today(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], today: str
+) -> None:
+    from voxloop.cli import main
+
+    _write_log(tmp_path, days=1)
+    assert main(["log", "retain", "--log", str(tmp_path), "--days", "1", "--today", today]) == 1
+    err = capsys.readouterr().err
+    assert err == f"voxloop: error: --today: {today!r} is not a day (YYYY-MM-DD)\n"
+
+
+def test_cli_forget_says_when_nothing_matched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voxloop.cli import main
+
+    _write_log(tmp_path, days=2)
+    before = _snapshot(tmp_path / "turns")
+    assert main(["log", "forget", "--log", str(tmp_path), "--user", "nobody"]) == 0
+    captured = capsys.readouterr()
+    assert "removed 0 turns" in captured.out
+    assert "--user matches no turn or feedback event" in captured.err
+    assert _snapshot(tmp_path / "turns") == before
+    assert read_audit(tmp_path)[-1]["turns"] == 0  # the request itself is on record
+
+
+def test_forget_refuses_a_raw_id_on_a_log_of_hashed_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voxloop.cli import main
+    from voxloop.privacy import Redactor, parse_redaction_config
+
+    redactor = Redactor(parse_redaction_config({}, environ={"VOXLOOP_PRIVACY_SALT": "s" * 20}))
+    _write_log(tmp_path, days=2, users=(redactor.hash_id("ann") or "", "bob"))
+    before = _snapshot(tmp_path)
+    with pytest.raises(ConfigError, match="ids are hashed: pass the server's redaction config"):
+        forget(tmp_path, "ann")
+    assert main(["log", "forget", "--log", str(tmp_path), "--user", "ann"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("voxloop: error: --user: ") and "--redact" in err
+    assert _snapshot(tmp_path) == before  # nothing removed, nothing audited
+    # a hashed id that matches nothing is a user without data, not a mistake
+    assert forget(tmp_path, redactor.hash_id("carl") or "").turns == 0

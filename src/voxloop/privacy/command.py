@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
-from datetime import date
 from typing import Any
 
 __all__ = ["add_dp_options", "cmd_dp_kpi", "register_log_commands"]
 
 
 def cmd_retain(args: argparse.Namespace) -> int:
+    from voxloop.log.store import parse_day
     from voxloop.privacy.retention import retain
 
-    today = date.fromisoformat(args.today) if args.today else None
+    today = parse_day(args.today, key="--today")
     result = retain(args.log, args.days, today=today, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(asdict(result)))
@@ -41,7 +42,13 @@ def cmd_forget(args: argparse.Namespace) -> int:
         redactor = Redactor(load_redaction_config(args.redact))
         if redactor.config.action("user_id") == "hash":
             user = redactor.hash_id(user) or user
-    result = forget(args.log, user)
+    result = forget(args.log, user, check_hashed=args.redact is None)
+    if not (result.turns or result.feedback):  # a user with no data: nothing to do
+        print(
+            "voxloop: note: --user matches no turn or feedback event of the log; nothing "
+            "was removed (the request is logged in privacy_audit.jsonl)",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(asdict(result)))
     else:

@@ -15,7 +15,8 @@ rephrased, barge-in, abandoned, negative feedback); rates are noisy numerator / 
   (basic composition).
 - **Budget**: a ledger per log (``privacy_budget.json`` in the log directory) records every
   release; a query that would take the total past the log's budget is refused with
-  `BudgetExhausted`, before anything is computed.
+  `BudgetExhausted`, before anything is computed, and a query is recorded only once its
+  result is computed (a query that fails spends nothing), before it is released.
 
 The slice values themselves (the domain names) are taken as public, as a model's list of
 domains is; do not slice by a column whose values are personal.
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from voxloop.errors import ConfigError, VoxloopError
+from voxloop.errors import ConfigError, DataError, VoxloopError
 from voxloop.log.kpi import SLICE_COLUMNS, KpiOptions, materialize_facts
 from voxloop.log.store import LogStore
 from voxloop.nlu.base import write_json_atomic
@@ -204,18 +205,30 @@ class Ledger:
     def spent(self) -> float:
         return float(sum(r["epsilon"] for r in self.data["releases"]))
 
-    def spend(self, epsilon: float, delta: float, what: Mapping[str, Any], now: datetime) -> None:
-        """Record a release, or raise `BudgetExhausted` (recording nothing)."""
+    def check(self, epsilon: float) -> None:
+        """Raise `BudgetExhausted` when a release of ``epsilon`` would pass the budget."""
         if self.spent + epsilon > self.budget + 1e-12:
             raise BudgetExhausted(
                 f"{self.path}: privacy budget exhausted: {self.spent:g} of epsilon "
                 f"{self.budget:g} spent, this query needs {epsilon:g} "
                 f"(left: {max(0.0, self.budget - self.spent):g})"
             )
-        self.data["releases"].append(
-            {"ts": now.isoformat(), "epsilon": epsilon, "delta": delta, **what}
-        )
-        write_json_atomic(self.path, self.data)
+
+    def spend(self, epsilon: float, delta: float, what: Mapping[str, Any], now: datetime) -> None:
+        """Record a release, or raise `BudgetExhausted` (recording nothing); a ledger that
+        cannot be written raises `DataError` (the release must then not be made)."""
+        self.check(epsilon)
+        release = {"ts": now.isoformat(), "epsilon": epsilon, "delta": delta, **what}
+        releases = [*self.data["releases"], release]
+        try:
+            write_json_atomic(self.path, {**self.data, "releases": releases})
+        except OSError as e:
+            raise DataError(
+                f"cannot record the release in the privacy budget ledger ({e.strerror or e}); "
+                "nothing was released",
+                file=self.path,
+            ) from None
+        self.data["releases"].append(release)
 
 
 # --- the query -------------------------------------------------------------------------
@@ -278,7 +291,8 @@ def dp_kpis(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
     """Release the KPI counts and rates of a log with ``options``' privacy, spending its
-    epsilon from the log's ledger first (refused when the budget would be exceeded)."""
+    epsilon from the log's ledger: refused before computing when the budget would be
+    exceeded, recorded once the result is computed (a failed query spends nothing)."""
     if isinstance(by, str):
         by = tuple(c.strip() for c in by.split(",") if c.strip())
     KpiOptions(by=tuple(by), low_confidence=low_confidence)  # validates by
@@ -294,9 +308,10 @@ def dp_kpis(
         "mechanism": options.mechanism,
         "max_turns_per_user": options.max_turns_per_user,
     }
-    ledger.spend(options.epsilon, options.spent_delta, what, now())
+    ledger.check(options.epsilon)  # refuse before computing anything
     table = bounded_counts(store, by, options.max_turns_per_user, low_confidence)
     summary, slices = release_rows(table, by, options, np.random.default_rng(seed))
+    ledger.spend(options.epsilon, options.spent_delta, what, now())  # then release
     return {
         "log": str(store.directory),
         "epsilon": options.epsilon,

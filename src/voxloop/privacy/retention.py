@@ -3,9 +3,11 @@
 - `retain` deletes whole day partitions (``turns/date=D``, ``feedback/date=D``) older than
   the window and touches nothing else.
 - `forget` removes one user's turns and feedback (and feedback on those turns, which may lack
-  a user id): only files holding such rows are rewritten — to a hidden temporary file in the
-  same folder, fsynced, then `os.replace`d over the original, so a reader sees the old file
-  or the new one, never half of one. A file left with no row is deleted.
+  a user id): every file is read first, then only files holding such rows are rewritten —
+  each to a hidden temporary file in the same folder, fsynced, and once all are written
+  `os.replace`d over the originals, so a reader sees the old file or the new one, never
+  half of one, and an unreadable file stops the request before anything changed. A file
+  left with no row is deleted.
 
 Both append a line to ``privacy_audit.jsonl`` in the log directory: what was asked, when,
 and what was removed. The audit names a user only by the SHA-256 of the id as stored.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -29,12 +32,22 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from voxloop.errors import ConfigError, DataError
-from voxloop.log.store import TABLES
+from voxloop.log.store import TABLES, _check_file
 from voxloop.log.writer import _fsync_dir
 
-__all__ = ["AUDIT_FILE", "ForgetResult", "RetainResult", "forget", "read_audit", "retain"]
+__all__ = [
+    "AUDIT_FILE",
+    "HASHED_ID",
+    "ForgetResult",
+    "RetainResult",
+    "forget",
+    "read_audit",
+    "retain",
+]
 
 AUDIT_FILE = "privacy_audit.jsonl"
+#: What a hashed id looks like in the log (`Redactor.hash_id`: HMAC-SHA256, 32 hex digits).
+HASHED_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,12 @@ def _partitions(directory: Path, table: str) -> list[tuple[date, Path]]:
     return out
 
 
+def _unreadable(path: Path, error: Exception, nothing: str) -> DataError:
+    """A clear error about a file of the log that cannot be read, saying what was not done."""
+    problem = error.problem if isinstance(error, DataError) else f"cannot be read ({error})"
+    return DataError(f"{problem}; {nothing}", file=path)
+
+
 def _audit(directory: Path, entry: dict[str, Any], now: datetime) -> None:
     line = json.dumps({"ts": now.isoformat(), **entry}, sort_keys=True) + "\n"
     with open(directory / AUDIT_FILE, "a", encoding="utf-8") as f:
@@ -98,25 +117,42 @@ def retain(
     dry_run: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RetainResult:
-    """Delete the day partitions older than the last ``days`` days (today included)."""
+    """Delete the day partitions older than the last ``days`` days (today included).
+
+    ``today`` may be at most one day past the real date (UTC), so that a mistyped year does
+    not delete the whole log. Every file to delete is counted before any is deleted: an
+    unreadable one raises `DataError` naming it and nothing is deleted.
+    """
     if not isinstance(days, int) or days < 1:
         raise ConfigError(f"must be a whole number of days >= 1, got {days!r}", key="--days")
     directory = Path(directory)
     _check_log(directory)
-    today = today or now().date()
+    real_today = now().date()
+    if today is not None and today > real_today + timedelta(days=1):
+        raise ConfigError(
+            f"{today} is in the future (today is {real_today}, UTC); nothing was deleted",
+            key="--today",
+        )
+    today = today or real_today
     cutoff = today - timedelta(days=days - 1)  # the oldest day kept
-    removed, files, rows = [], 0, 0
+    doomed: list[tuple[str, Path]] = []
+    files, rows = 0, 0
     for table in TABLES:
         for day, folder in _partitions(directory, table):
             if day >= cutoff:
                 continue
-            parts = list(folder.glob("part-*.parquet"))
-            files += len(parts)
-            rows += sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
-            removed.append(f"{table}/{folder.name}")
-            if not dry_run:
-                shutil.rmtree(folder)
-        if removed and not dry_run and (directory / table).is_dir():
+            for part in folder.glob("part-*.parquet"):
+                try:
+                    rows += pq.ParquetFile(part).metadata.num_rows
+                except (pa.ArrowException, OSError) as e:
+                    raise _unreadable(part, e, "nothing was deleted") from None
+                files += 1
+            doomed.append((table, folder))
+    removed = [f"{table}/{folder.name}" for table, folder in doomed]
+    if not dry_run:
+        for _, folder in doomed:
+            shutil.rmtree(folder)
+        for table in sorted({table for table, _ in doomed}):
             _fsync_dir(directory / table)
     result = RetainResult(cutoff.isoformat(), removed, files, rows)
     if not dry_run:
@@ -124,45 +160,63 @@ def retain(
     return result
 
 
-def _rewrite(path: Path, table: pa.Table) -> None:
-    """Replace ``path`` by ``table`` atomically (temporary file, fsync, rename, fsync dir)."""
+def _write_tmp(path: Path, table: pa.Table) -> Path:
+    """``table`` written and fsynced to a hidden temporary file beside ``path``."""
     tmp = path.parent / f".{path.stem}-{uuid.uuid4().hex[:8]}.parquet.tmp"
     try:
         with open(tmp, "wb") as f:
             pq.write_table(table, f, compression="zstd")
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    return tmp
 
 
 def forget(
     directory: str | Path,
     user_id: str,
     *,
+    check_hashed: bool = True,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ForgetResult:
     """Remove every turn and feedback event of ``user_id`` (as stored in the log: pass the
-    hashed id when the log hashes ids) and the feedback on that user's turns."""
+    hashed id when the log hashes ids) and the feedback on that user's turns.
+
+    Every file is read before any is changed: an unreadable one raises `DataError` naming it
+    and the log is left as it was. With ``check_hashed``, an id that matches nothing and is
+    not hashed while the log's ids are (`HASHED_ID`) raises `ConfigError`: it was most likely
+    not hashed as the log stores it.
+    """
     if not user_id:
         raise ConfigError("give the user id to forget", key="--user")
     directory = Path(directory)
     _check_log(directory)
     digest = hashlib.sha256(user_id.encode()).hexdigest()
+    nothing = "nothing was removed"
     counts = {"turns": 0, "feedback": 0}
-    rewritten: list[str] = []
-    deleted: list[str] = []
+    hits: list[tuple[Path, pa.Array]] = []  # the files to change, and their rows to remove
     turn_ids: set[str] = set()
+    hashed_ids = False
     for table in ("turns", "feedback"):  # turns first: their ids find id-less feedback
         for _, folder in _partitions(directory, table):
             for path in sorted(folder.glob("part-*.parquet")):
-                names = pq.read_schema(path).names
-                columns = [c for c in ("user_id", "turn_id") if c in names]
-                keys = pq.read_table(path, columns=columns)
-                hit = pc.fill_null(pc.equal(keys["user_id"], user_id), False)
+                try:
+                    names = _check_file(path, table).names
+                    columns = [c for c in ("user_id", "turn_id") if c in names]
+                    keys = pq.read_table(path, columns=columns)
+                except (DataError, pa.ArrowException, OSError) as e:
+                    raise _unreadable(path, e, nothing) from None
+                users = (
+                    keys["user_id"].cast(pa.string())
+                    if "user_id" in names
+                    else pa.nulls(len(keys), pa.string())
+                )
+                hit = pc.fill_null(pc.equal(users, user_id), False)
+                hashed_ids = hashed_ids or bool(
+                    pc.any(pc.match_substring_regex(users, f"^{HASHED_ID.pattern}$")).as_py()
+                )
                 if table == "feedback" and turn_ids:
                     hit = pc.or_(hit, pc.is_in(keys["turn_id"], pa.array(sorted(turn_ids))))
                 n = pc.sum(hit).as_py() or 0
@@ -170,17 +224,39 @@ def forget(
                     continue
                 if table == "turns":
                     turn_ids.update(pc.filter(keys["turn_id"], hit).to_pylist())
-                full = pq.read_table(path)
-                kept = full.filter(pc.invert(hit))
                 counts[table] += n
-                rel = str(path.relative_to(directory))
-                if kept.num_rows == 0:
-                    path.unlink()
-                    _fsync_dir(folder)
-                    deleted.append(rel)
-                else:
-                    _rewrite(path, kept)
-                    rewritten.append(rel)
+                hits.append((path, hit))
+    if not hits and check_hashed and hashed_ids and not HASHED_ID.fullmatch(user_id):
+        raise ConfigError(
+            "matches no turn, and the log's user ids are hashed: pass the server's redaction "
+            f"config (--redact CONFIG) so the id is hashed as the log stores it; {nothing}",
+            key="--user",
+        )
+    # every file read; write the new versions aside, then swap them in
+    swaps: list[tuple[Path, Path | None]] = []  # (file, its new version; None: delete it)
+    try:
+        for path, hit in hits:
+            try:
+                kept = pq.read_table(path).filter(pc.invert(hit))
+            except (pa.ArrowException, OSError) as e:
+                raise _unreadable(path, e, nothing) from None
+            swaps.append((path, _write_tmp(path, kept) if kept.num_rows else None))
+    except BaseException:
+        for _, tmp in swaps:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        raise
+    rewritten: list[str] = []
+    deleted: list[str] = []
+    for path, tmp in swaps:
+        if tmp is None:
+            path.unlink()
+            deleted.append(str(path.relative_to(directory)))
+        else:
+            os.replace(tmp, path)
+            rewritten.append(str(path.relative_to(directory)))
+    for folder in sorted({path.parent for path, _ in swaps}):
+        _fsync_dir(folder)
     result = ForgetResult(digest, counts["turns"], counts["feedback"], rewritten, deleted)
     _audit(directory, {"action": "forget", **asdict(result)}, now())
     return result
