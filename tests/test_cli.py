@@ -282,6 +282,9 @@ def test_user_mistakes_print_one_line_and_exit_1(
 
 
 def test_demo_runs_the_whole_loop_on_the_embedded_corpus(tmp_path: Path) -> None:
+    stale = tmp_path / "log" / "turns" / "date=2026-10-01"  # a previous run's day
+    stale.mkdir(parents=True)
+    (stale / "part-0.parquet").write_bytes(b"an earlier run")
     result = subprocess.run(
         [sys.executable, "-m", "voxloop", "demo", "--workdir", str(tmp_path),
          "--users", "40", "--days", "2"],
@@ -306,10 +309,21 @@ def test_demo_runs_the_whole_loop_on_the_embedded_corpus(tmp_path: Path) -> None
         "SELECT COUNT(*) AS n, COUNT(DISTINCT arm) AS arms, COUNT(action) AS actions FROM turns"
     ).to_pylist()
     assert row["n"] == simulated > 100 and row["arms"] == 4 and row["actions"] == row["n"]
+    assert not stale.exists()  # replaced, not mixed into this run's log
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<h2>Experiment nlu-v2</h2>" in page and "Off-policy evaluation" in page
     assert (tmp_path / "retrain_candidates.jsonl").stat().st_size > 0
     assert (tmp_path / "policies" / "learned" / "bandit" / "policy.json").is_file()
+
+
+def test_demo_refuses_a_workdir_holding_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "thesis.tex").write_text("mine")
+    assert main(["demo", "--workdir", str(tmp_path), "--users", "5", "--days", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("voxloop: error: --workdir: ") and "thesis.tex" in err
+    assert (tmp_path / "thesis.tex").read_text() == "mine"
 
 
 def test_a_failing_demo_step_is_named_and_the_workdir_kept(tmp_path: Path) -> None:

@@ -271,9 +271,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for key, value in (("--users", settings.users), ("--days", settings.days)):
         if value < 1:
             raise ConfigError(f"must be at least 1, got {value}", key=key)
-    with tqdm(total=settings.users, desc="users", unit="user", file=sys.stderr,
-              leave=False, mininterval=0.5) as bar:  # fmt: skip
-        result = run_demo(settings, progress=bar.update)
+    bars: list[Any] = []  # made at the first simulated user, so it times the simulation only
+
+    def progress(n: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=settings.users, desc="users", unit="user", file=sys.stderr,
+                             leave=False, mininterval=0.5))  # fmt: skip
+        bars[0].update(n)
+
+    try:
+        result = run_demo(settings, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"\nvoxloop demo: the whole loop in {result.seconds:.0f} s")
     for version, scores in result.offline.items():
         print(f"  {version}: held-out intent accuracy {scores['intent_accuracy']:.1%}, "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,7 +38,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from voxloop.errors import VoxloopError
+from voxloop.errors import ConfigError, VoxloopError
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
 
@@ -166,11 +167,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# What a demo run writes in its workdir: all of it is replaced by the next run there.
+OUTPUTS = frozenset(
+    {"experiments.toml", "log", "models", "policies", "report.html",
+     "retrain_candidates.jsonl", "server.log"}
+)  # fmt: skip
+
+
+def prepare_workdir(work: Path) -> None:
+    """Make ``work`` an empty directory for a run: a previous run's outputs are removed (its
+    turns would otherwise join this run's log and its analysis); a directory holding
+    anything else is refused, so no file of the user's is lost."""
+    if work.exists() and not work.is_dir():
+        raise ConfigError(f"{work} is a file; choose a directory", key="--workdir")
+    if work.is_dir():
+        others = sorted(p.name for p in work.iterdir() if p.name not in OUTPUTS)
+        if others:
+            raise ConfigError(
+                f"{work} holds files a demo did not write ({', '.join(others[:3])}); choose a "
+                "new or empty directory",
+                key="--workdir",
+            )
+        for path in work.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create {work} ({e.strerror})", key="--workdir") from None
+
+
 def run_demo(settings: DemoSettings, *, progress: Callable[[int], Any] | None = None) -> DemoResult:
-    """Run the whole loop (see the module docstring); raises `StepFailed` naming the step."""
+    """Run the whole loop (see the module docstring) in ``settings.workdir``, replacing a
+    previous run's outputs there; raises `StepFailed` naming the step."""
     started = time.perf_counter()
     work = Path(settings.workdir)
-    work.mkdir(parents=True, exist_ok=True)
+    prepare_workdir(work)
     result = DemoResult(work)
     total = 6
     with _step(
