@@ -183,6 +183,7 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
         (["train", "--data", "nosuchformat:x", "--out", "/nonexistent/out"], "format"),
         (["data", "check", "bio:/nonexistent/dir"], "/nonexistent/dir"),
         (["data", "check", "hass:en", "--limit", "0"], "--limit: must be at least 1, got 0"),
+        (["train", "--data", "hass:en", "--out", "/proc/voxloop"], "cannot write /proc/voxloop"),
         (["parse", "--model", "/nonexistent/model", "hi"], "no such model directory"),
         (
             [

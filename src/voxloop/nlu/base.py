@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
-from voxloop.errors import ModelFormatError
+from voxloop.errors import ConfigError, ModelFormatError
 from voxloop.schema import Parse, Span, Utterance
 
 __all__ = [
@@ -105,6 +105,11 @@ def check_replaceable(target: str | Path, marker: str = MANIFEST) -> None:
     are never removed by pointing an output option at the wrong folder."""
     target = Path(target)
     if not target.exists():
+        parent = next(p for p in target.absolute().parents if p.exists())
+        try:  # a real write: permissions alone do not tell (root, read-only mounts, /proc)
+            tempfile.TemporaryDirectory(dir=parent).cleanup()
+        except OSError as e:
+            raise ConfigError(f"cannot write {target}: {parent}: {e.strerror}") from None
         return
     if not target.is_dir():
         raise ModelFormatError(f"{target}: exists and is not a directory; choose another path")
@@ -128,8 +133,11 @@ def staged_directory(target: str | Path, marker: str = MANIFEST) -> Iterator[Pat
     (checked before the block runs, so no work is wasted)."""
     target = Path(target)
     check_replaceable(target, marker)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    except OSError as e:
+        raise ConfigError(f"cannot write {target} ({e.strerror})") from None
     try:
         yield staging
         if target.exists():
