@@ -114,6 +114,18 @@ def test_parse_refuses_an_empty_text_as_the_server_does(
     assert err == "voxloop: error: text 2 is empty or only whitespace"
 
 
+def test_train_refuses_refit_when_the_corpus_has_a_dev_split(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("torch")
+    argv = ["train", "--model-type", "transformer", "--data", "hass:en", "--out", "/tmp/no"]
+    assert main([*argv, "--refit"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "voxloop: error: --refit: trains again on all of train when there is no dev split to "
+        "choose on; this training has one"
+    )
+
+
 def test_train_refuses_an_out_folder_holding_other_files_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -184,6 +196,16 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
         (["data", "check", "bio:/nonexistent/dir"], "/nonexistent/dir"),
         (["data", "check", "hass:en", "--limit", "0"], "--limit: must be at least 1, got 0"),
         (["train", "--data", "hass:en", "--out", "/proc/voxloop"], "cannot write /proc/voxloop"),
+        (
+            ["train", "--model-type", "transformer", "--data", "hass:en", "--out", "/tmp/no"]
+            + ["--epochs", "0"],
+            "--epochs: must be at least 1, not 0",
+        ),
+        (
+            ["train", "--model-type", "transformer", "--data", "hass:en", "--out", "/tmp/no"]
+            + ["--layers", "2", "--freeze-layers", "3"],
+            "--freeze-layers: 3 frozen of 2 layers kept",
+        ),
         (["parse", "--model", "/nonexistent/model", "hi"], "no such model directory"),
         (
             [

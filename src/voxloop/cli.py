@@ -12,7 +12,8 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,18 @@ _TRANSFORMER_OPTIONS = {
 }
 
 
+@contextmanager
+def _in_option_names() -> Iterator[None]:
+    """Re-raise a transformer parameter's `ConfigError` under its `voxloop train` option."""
+    try:
+        yield
+    except ConfigError as e:
+        options = {parameter: option for option, parameter in _TRANSFORMER_OPTIONS.items()}
+        if e.key not in options:
+            raise
+        raise ConfigError(e.problem, key="--" + options[e.key].replace("_", "-")) from None
+
+
 def _check_model_options(args: argparse.Namespace) -> None:
     """Refuse options the chosen model type would ignore, naming them."""
     if args.model_type == "transformer":
@@ -118,12 +131,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if getattr(args, option) is not None
         }
         parser = TransformerParser(seed=args.seed, **given)  # the parser's defaults otherwise
-        try:  # before the corpus loads, in the options' names
-            parser.check_parameters()
-        except ConfigError as e:
-            options = {parameter: option for option, parameter in _TRANSFORMER_OPTIONS.items()}
-            option = options.get(e.key or "", e.key or "")
-            raise ConfigError(e.problem, key="--" + option.replace("_", "-")) from None
+        with _in_option_names():
+            parser.check_parameters()  # before the corpus loads
     else:
         parser = ClassicalParser(sentence_encoder=args.sentence_encoder or "auto", seed=args.seed)
     check_replaceable(args.out)  # before the training, not after it
@@ -137,7 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training on {args.data} [{args.split}]: {len(train):,} utterances", file=sys.stderr)
     started = time.perf_counter()
     if args.model_type == "transformer":
-        parser.fit(train, dev)  # shows its own progress bar per epoch
+        with _in_option_names():
+            parser.fit(train, dev)  # shows its own progress bar per epoch
     else:
         with _progress(2, "training") as bar:
             parser.fit(train, dev, on_stage=lambda s: (bar.set_postfix_str(s), bar.update()))

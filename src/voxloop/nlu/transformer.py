@@ -529,6 +529,14 @@ class TransformerParser:
             raise ConfigError(
                 "a CRF slot head cannot be distilled from teachers; drop one", key="crf"
             )
+        if self.max_epochs < 1:
+            raise ConfigError(f"must be at least 1, not {self.max_epochs}", key="max_epochs")
+        if self.freeze_layers < 0:
+            raise ConfigError(f"must be 0 or more, not {self.freeze_layers}", key="freeze_layers")
+        if self.layers is not None and self.freeze_layers > self.layers:
+            raise ConfigError(
+                f"{self.freeze_layers} frozen of {self.layers} layers kept", key="freeze_layers"
+            )
         if self.teachers and not 0 <= self.distill_weight <= 1:
             raise ConfigError(
                 f"must be between 0 and 1, not {self.distill_weight}", key="distill_weight"
@@ -583,6 +591,12 @@ class TransformerParser:
         on_stage: Callable[[str], object] | None,
         vocabulary_texts: Sequence[str] = (),
     ) -> None:
+        if self.refit and dev is not None:
+            raise ConfigError(
+                "trains again on all of train when there is no dev split to choose on; "
+                "this training has one",
+                key="refit",
+            )
         rng = random.Random(self.seed)
         torch.manual_seed(self.seed)
         everything = train
@@ -706,6 +720,12 @@ class TransformerParser:
         self.model_ = model
         if self.freeze_embeddings:
             model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+        if self.freeze_layers > len(model.encoder.encoder.layer):
+            raise ConfigError(
+                f"must be at most the encoder's {len(model.encoder.encoder.layer)} layers, "
+                f"not {self.freeze_layers}",
+                key="freeze_layers",
+            )
         if self.freeze_layers:
             # Frozen lower layers: no backward pass through them or the embeddings.
             model.encoder.embeddings.requires_grad_(False)
