@@ -88,6 +88,15 @@ def test_eval_warns_when_the_data_has_intents_the_model_does_not_know(
     assert "atis_flight" in err
 
 
+def test_eval_warns_when_the_data_is_in_a_locale_the_model_does_not_serve(
+    model: Path, datasets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = f"massive:{datasets / 'massive'}"
+    assert main(["eval", "--model", str(model), "--data", data, "--locales", "de-DE"]) == 0
+    err = capsys.readouterr().err
+    assert "utterances are in locales the model does not serve (de-DE; it serves en-US)" in err
+
+
 def test_eval_prints_a_readable_table(
     model: Path, small_corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -199,6 +199,19 @@ def _warn_unknown_intents(known: Sequence[str] | None, gold: Sequence[Any]) -> N
         )
 
 
+def _warn_unserved_locales(served: Sequence[str], gold: Sequence[Any]) -> None:
+    """Say on stderr which of the split's locales the model does not serve (`parse` and the
+    server refuse them; here they are evaluated, as zero-shot transfer)."""
+    unserved = Counter(u.locale for u in gold if served and u.locale not in served)
+    if unserved:
+        print(
+            f"voxloop: warning: {sum(unserved.values()):,} of {len(gold):,} utterances are in "
+            f"locales the model does not serve ({', '.join(sorted(unserved))}; it serves "
+            f"{', '.join(served)}): evaluated as zero-shot transfer",
+            file=sys.stderr,
+        )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if getattr(args, "speech", False):
         from voxloop.speech import command as speech_command
@@ -207,11 +220,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from voxloop.data import load_corpus
     from voxloop.nlu.base import load_parser, read_manifest
     from voxloop.nlu.evaluate import evaluate, format_report
+    from voxloop.nlu.locales import model_locales
     from voxloop.nlu.paper_metric import format_paper_f1, paper_slot_f1
 
     parser = load_parser(args.model)
     gold = load_corpus(args.data, locales=_locales(args.locales)).split(args.split)
-    _warn_unknown_intents(read_manifest(args.model).get("intents"), gold)
+    manifest = read_manifest(args.model)
+    _warn_unknown_intents(manifest.get("intents"), gold)
+    _warn_unserved_locales(model_locales(manifest), gold)
     started = time.perf_counter()
     parses = _parse_all(parser, [u.text for u in gold])
     seconds = time.perf_counter() - started
