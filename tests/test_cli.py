@@ -188,7 +188,21 @@ def test_data_check_lists_every_problem_with_file_and_line(
     assert main(["data", "check", f"jsonl:{bad}"]) == 1
     out = capsys.readouterr().out
     assert f"{bad}:2" in out and f"{bad}:3" in out and f"{bad}:4" in out
-    assert "3 problem(s)" in out
+    assert out.count("3 problems") == 1
+
+
+def test_data_check_notes_duplicate_ids_and_texts_in_several_splits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "dup.jsonl"
+    data.write_text(
+        '{"id": "a1", "text": "turn on the light", "intent": "on", "split": "train"}\n'
+        '{"id": "a1", "text": "Turn on the  light", "intent": "on", "split": "test"}\n',
+        encoding="utf-8",
+    )
+    assert main(["data", "check", f"jsonl:{data}"]) == 0  # worth knowing, not malformed
+    out = capsys.readouterr().out
+    assert "note: ids used more than once: 1; texts in more than one split: 1" in out
 
 
 def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:

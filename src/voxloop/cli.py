@@ -46,19 +46,27 @@ def _locales(value: str | None) -> list[str] | None:
 
 # --- data -----------------------------------------------------------------------------
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from voxloop.data import check_corpus, format_problems
+    from voxloop.data import check_corpus, corpus_stats, format_problems
 
     if args.limit < 1:
         raise ConfigError(f"must be at least 1, got {args.limit}", key="--limit")
     corpus = check_corpus(args.spec, locales=_locales(args.locales))
     sizes = ", ".join(f"{name} {len(utts):,}" for name, utts in corpus.splits.items())
     print(f"{args.spec}: {sizes or 'no utterances'}")
-    if corpus.problems:
-        print(format_problems(corpus.problems, limit=args.limit))
-        print(f"{len(corpus.problems)} problem(s)")
-        return 1
-    print("no problems")
-    return 0
+    stats = corpus_stats(corpus)
+    overlaps = [  # worth knowing (leakage, label noise), not malformed records
+        f"{what}: {stats[key]:,}"
+        for key, what in (
+            ("duplicate_ids", "ids used more than once"),
+            ("conflicting_texts", "texts with conflicting intents"),
+            ("texts_in_several_splits", "texts in more than one split"),
+        )
+        if stats[key]
+    ]
+    if overlaps:
+        print("note: " + "; ".join(overlaps))
+    print(format_problems(corpus.problems, limit=args.limit))
+    return 1 if corpus.problems else 0
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
