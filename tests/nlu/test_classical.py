@@ -35,6 +35,16 @@ def test_an_orphan_inside_tag_opens_a_span_as_conlleval_does() -> None:
     assert spans == (Span(7, 15, "city", "new york"),)
 
 
+def test_a_span_confidence_never_passes_one() -> None:
+    # CRFsuite gave 1.0000000000000007 for "road trip" in a SNIPS parse.
+    text = "my road trip playlist"
+    tags = ["O", "B-playlist", "I-playlist", "O"]
+    (span,) = spans_from_tags(text, tokenize(text), tags, [1.0, 1.0000000000000007, 0.98, 1.0])
+    assert span.confidence == 0.98
+    (span,) = spans_from_tags(text, tokenize(text), tags, [1.0, 1.0000000000000007, 1.0, 1.0])
+    assert span.confidence == 1.0
+
+
 def test_manifest_records_what_was_trained_and_chosen(tmp_path: Path) -> None:
     corpus = load_corpus("hass:en")
     parser = ClassicalParser(sentence_encoder="none").fit(corpus.split("train")[::6])

@@ -62,7 +62,8 @@ def spans_from_tags(
     for i, tag in enumerate([*tags, "O"]):
         continues = tag.startswith("I-") and tag[2:] == label
         if start is not None and not continues:
-            conf = min(confidences[first : last + 1]) if confidences is not None else None
+            # min(1.0, ...): probabilities can pass 1 by a rounding error (1.0000000000000007)
+            conf = min(1.0, *confidences[first : last + 1]) if confidences is not None else None
             s, e = tokens[first][1], tokens[last][2]
             spans.append(Span(s, e, label or "", text[s:e], conf))
             start = label = None
