@@ -24,10 +24,10 @@ __all__ = ["main"]
 _BATCH = 256
 
 
-def _progress(total: int, desc: str) -> Any:
+def _progress(total: int, desc: str, unit: str = "utt") -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="utt", file=sys.stderr, leave=False, mininterval=0.5)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, mininterval=0.5)
 
 
 def _parse_all(parser: Any, texts: Sequence[str], desc: str = "parsing") -> list[Any]:
@@ -157,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         with _in_option_names():
             parser.fit(train, dev)  # shows its own progress bar per epoch
     else:
-        with _progress(2, "training") as bar:
+        with _progress(2, "training", unit="stage") as bar:
             parser.fit(train, dev, on_stage=lambda s: (bar.set_postfix_str(s), bar.update()))
     seconds = time.perf_counter() - started
     metadata: dict[str, Any] = {

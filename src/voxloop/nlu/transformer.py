@@ -41,7 +41,8 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,6 +142,20 @@ class _Example:
     soft_slots: npt.NDArray[np.float32] | None = None
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """`transformers` at error verbosity for the block: its warnings about weights we do
+    not use (the pooler) are not the user's concern."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def _build_model(
     torch: Any,
     encoder_dir: Path,
@@ -163,7 +178,8 @@ def _build_model(
 
         def __init__(self) -> None:
             super().__init__()
-            self.encoder = AutoModel.from_pretrained(str(encoder_dir), add_pooling_layer=False)
+            with _quiet_transformers():  # its load report lists the pooler we leave out
+                self.encoder = AutoModel.from_pretrained(str(encoder_dir), add_pooling_layer=False)
             config = self.encoder.config
             if layers is not None:
                 if not 1 <= layers <= config.num_hidden_layers:
