@@ -267,7 +267,7 @@ def test_model_based_estimators_need_predictions() -> None:
     assert list(evaluate(log, n_bootstrap=0).estimates) == ["ips", "snips"]
     with pytest.raises(ConfigError, match="'dr' needs reward-model predictions"):
         evaluate(log, ["dr"])
-    with pytest.raises(ConfigError, match="unknown estimator 'ipw'"):
+    with pytest.raises(ConfigError, match="unknown estimator 'ipw'; choose from ips, snips, dm,"):
         evaluate(HAND, ["ipw"])
     with pytest.raises(ConfigError, match="level"):
         evaluate(HAND, level=95)

@@ -103,3 +103,33 @@ def test_a_log_without_policy_decisions_is_named(tmp_path: Path, policy_dir: Pat
         parse = Parse("x", "HassTurnOn", 0.9, (), ())
         writer.append_turns([Turn("t0", start, "x", parse, "v1")])
     assert main(["ope", "--log", str(tmp_path / "log"), "--policy", str(policy_dir)]) == 1
+
+
+def test_an_arm_the_log_does_not_have_is_named_with_the_arms_it_has(
+    tmp_path: Path, policy_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    parse = Parse("x", "HassTurnOn", 0.9, (IntentScore("HassTurnOn", 0.9),), (), domain="home")
+    with LogWriter(tmp_path / "log") as writer:
+        for i, arm in enumerate(("bandit", "fixed", "bandit")):
+            writer.append_turns([Turn(
+                turn_id=f"t{i}", timestamp=start, text="x", parse=parse, model_version="v1",
+                experiment="responses", arm=arm, action="brief", propensity=1.0,
+                candidates=("brief",),
+            )])  # fmt: skip
+            writer.append_feedback(Feedback(f"t{i}", start, "task_success", 1.0))
+    args = ["ope", "--log", str(tmp_path / "log"), "--policy", str(policy_dir)]
+    assert main([*args, "--arm", "bandt"]) == 1
+    err = capsys.readouterr().err
+    assert "no arm 'bandt' in the turn log; its arms: bandit, fixed" in err
+    assert main([*args, "--arm", "fixed", "--estimators", "ips"]) == 0
+
+
+def test_an_unknown_estimator_is_named_with_the_choices_as_a_plain_list(
+    tmp_path: Path, policy_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_log(tmp_path / "log", 30)
+    args = ["ope", "--log", str(tmp_path / "log"), "--policy", str(policy_dir)]
+    assert main([*args, "--estimators", "ips,drr"]) == 1
+    expected = "--estimators: unknown estimator 'drr'; choose from ips, snips, dm, dr, switch, dros"
+    assert expected in capsys.readouterr().err

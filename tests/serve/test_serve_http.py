@@ -281,3 +281,13 @@ def test_unknown_routes_and_methods_answer_json(server: Server) -> None:
     r = httpx.get(server.url + "/nope")
     assert r.status_code == 404 and r.json()["status"] == 404
     assert httpx.get(server.url + "/v1/parse").status_code == 405
+
+
+def test_recognize_without_a_recognizer_says_how_to_get_one(
+    server: Server, client: httpx.Client
+) -> None:
+    r = client.post("/v1/recognize", content=b"RIFF....WAVE", headers={"Content-Type": "audio/wav"})
+    assert r.status_code == 404
+    assert r.json()["error"] == "no speech recognizer: start the server with --recognizer"
+    documented = httpx.get(server.url + "/openapi.json").json()["paths"]["/v1/recognize"]
+    assert "--recognizer" in documented["post"]["responses"]["404"]["description"]

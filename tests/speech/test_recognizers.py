@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from voxloop.cli import main
 from voxloop.data import load_corpus
 from voxloop.errors import ConfigError, ModelFormatError
 from voxloop.speech.bias import Bias
@@ -64,3 +65,18 @@ def test_bad_specs_name_the_option(tmp_path) -> None:  # type: ignore[no-untyped
         load_recognizer(f"whisper:{tmp_path}")
     with pytest.raises(ModelFormatError, match="not a pocketsphinx model"):
         load_recognizer(f"pocketsphinx:{tmp_path}")
+
+
+@pytest.mark.parametrize("command", ["serve", "eval"])
+def test_recognizer_help_lists_every_spec_load_recognizer_accepts(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_recognizer("nope")
+    accepted = info.value.problem.partition("(")[2].rstrip(")").split(", ")
+    assert "vosk:DIR" in accepted
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    recognizer_help = help_text.partition("--recognizer SPEC ")[2].partition(" --")[0]
+    assert [spec for spec in accepted if spec not in recognizer_help] == []

@@ -111,6 +111,7 @@ def test_bad_audio_gets_a_clear_4xx(
 ) -> None:
     r = client.post("/v1/recognize", content=body)
     assert r.status_code == status and words in r.json()["error"]
+    assert " object at 0x" not in r.json()["error"]  # no Python repr reaches the client
 
 
 def test_truncated_wav_is_answered_not_crashed(client: httpx.Client, spoken) -> None:  # type: ignore[no-untyped-def]

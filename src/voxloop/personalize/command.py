@@ -10,6 +10,7 @@ import json
 import math
 from typing import Any
 
+from voxloop.errors import ConfigError
 from voxloop.log.command import add_log_range
 
 __all__ = ["register"]
@@ -22,9 +23,17 @@ def _number(value: float) -> float | None:
 def cmd_ope(args: argparse.Namespace) -> int:
     from voxloop.personalize.bandits import load_policy
     from voxloop.personalize.from_log import evaluate_log
+    from voxloop.personalize.ope import ESTIMATORS
 
-    policy = load_policy(args.policy)
     estimators = [e.strip() for e in args.estimators.split(",")] if args.estimators else None
+    unknown = [e for e in estimators or () if e not in ESTIMATORS]
+    if unknown:
+        raise ConfigError(
+            f"unknown estimator {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(ESTIMATORS)}",
+            key="--estimators",
+        )
+    policy = load_policy(args.policy)
     result, decisions = evaluate_log(
         args.log,
         policy,

@@ -65,6 +65,20 @@ def logged_decisions(
             "response policy (voxloop serve --policy / --default-policy)",
             field="candidates",
         )
+    if arm is not None:
+        arms = [
+            r["arm"]
+            for r in store.sql(
+                "SELECT DISTINCT arm FROM turns WHERE arm IS NOT NULL ORDER BY arm"
+            ).to_pylist()
+        ]
+        if arm not in arms:
+            raise DataError(
+                f"no arm {arm!r} in the turn log; "
+                + (f"its arms: {', '.join(arms)}" if arms else "it has no experiment arms"),
+                file=log,
+                field="arm",
+            )
     turns = store.sql(
         "SELECT turn_id, user_id, intent, domain, HOUR(ts AT TIME ZONE 'UTC') AS hour, action, "
         "propensity, "
@@ -137,12 +151,14 @@ def evaluate_log(
     )
     if len(decisions) == 0:
         raise DataError(
-            f"{log}: no policy-answered turn with a reward"
+            "no policy-answered turn with a reward"
+            + ("" if arm is None else f" in arm {arm!r}")
             + (
                 f" ({decisions.without_reward} without one: try --default-reward)"
                 if decisions.without_reward
                 else ""
             ),  # fmt: skip
+            file=log,
             field="action",
         )
     result = evaluate_policy(

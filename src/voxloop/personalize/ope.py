@@ -189,7 +189,8 @@ def evaluate(
     for name in names:
         if name not in ESTIMATORS:
             raise ConfigError(
-                f"unknown estimator {name!r}; choose from {ESTIMATORS}", key="estimators"
+                f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}",
+                key="estimators",
             )
         if name in _MODEL_BASED and log.predictions is None:
             raise ConfigError(f"{name!r} needs reward-model predictions", key="estimators")

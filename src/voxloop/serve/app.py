@@ -86,7 +86,8 @@ def create_app(
     """The ASGI app. Its lifespan starts the batcher, the log writer and the Wyoming
     endpoint, loads ``service.config.model`` in the background (``/readyz`` says when it
     is ready), and on shutdown answers what is queued and flushes the log.
-    With ``speech`` (a recognizer) it also serves ``POST /v1/recognize`` (`serve.recognize`).
+    With ``speech`` (a recognizer) it also serves ``POST /v1/recognize`` (`serve.recognize`);
+    without, that route answers 404 naming ``--recognizer``.
     ``on_fatal`` is called with the reason when the initial model cannot be loaded."""
     keys = keys or ApiKeys()
     config = service.config
@@ -294,7 +295,7 @@ def create_app(
             Route("/admin/models", admin(load_model), methods=["POST"]),
             Route("/admin/models/{version}/activate", admin(activate_model), methods=["POST"]),
             Route("/admin/models/{version}", admin(unload_model), methods=["DELETE"]),
-            *([] if speech is None else [_recognize_route(speech, keys)]),
+            _recognize_route(speech, keys),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
@@ -303,7 +304,15 @@ def create_app(
     return app
 
 
-def _recognize_route(speech: SpeechEndpoint, keys: ApiKeys) -> Route:
+def _recognize_route(speech: SpeechEndpoint | None, keys: ApiKeys) -> Route:
+    """``POST /v1/recognize``; without a recognizer it answers 404 saying how to get one
+    (the route stays in ``/openapi.json``, which says it needs ``--recognizer``)."""
+    if speech is None:
+
+        async def no_recognizer(request: Request) -> Response:
+            return error(404, "no speech recognizer: start the server with --recognizer")
+
+        return Route("/v1/recognize", no_recognizer, methods=["POST"])
     from voxloop.serve.recognize import recognize_route
 
     return recognize_route(speech, keys)

@@ -60,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--default-policy",
         metavar="NAME",
-        help="the policy that chooses responses for users in no experiment (default: none, "
-        "no response is chosen)",
+        help="the policy that chooses responses for users in no experiment and for arms that "
+        "name no policy (default: none, no response is chosen)",
     )
     p.add_argument(
         "--save-policies",

@@ -321,7 +321,14 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(_ref("RecognizeResult"), "Transcript, n-best and parse"),
+                    "404": _json(_ref("Error"), "The server has no recognizer (--recognizer)"),
                     **{k: v for k, v in _ERRORS.items() if k != "400"},
+                    "413": _json(
+                        _ref("Error"),
+                        "Body larger than --max-audio-bytes, or audio longer than "
+                        "--max-audio-seconds",
+                    ),
+                    "422": _json(_ref("Error"), "Empty or unreadable audio, unknown parameter"),
                 },
             }
         },

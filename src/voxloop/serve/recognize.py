@@ -246,12 +246,14 @@ class AudioBuffer:
 
 def add_speech_arguments(parser: argparse.ArgumentParser) -> None:
     """The speech options of ``voxloop serve``."""
+    from voxloop.speech.command import RECOGNIZER_SPECS
+
     p = parser
     p.add_argument(
         "--recognizer",
         metavar="SPEC",
-        help="serve POST /v1/recognize and Wyoming ASR with this recognizer: whisper "
-        "(Whisper tiny.en), whisper:DIR, pocketsphinx, pocketsphinx:DIR (needs voxloop[speech])",
+        help="serve POST /v1/recognize and Wyoming ASR with this recognizer (needs "
+        f"voxloop[speech]): {RECOGNIZER_SPECS}",
     )
     p.add_argument(
         "--speech-bias",

@@ -82,7 +82,8 @@ def decode_audio(
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise AudioError(f"not readable as WAV, FLAC or OGG audio: {e}", file=where) from None
+        why = e.error_string if isinstance(e, sf.LibsndfileError) else str(e)  # no file repr
+        raise AudioError(f"not readable as WAV, FLAC or OGG audio: {why}", file=where) from None
     samples = _mono(data)
     if samples.size == 0:
         raise AudioError("no audio: the file has no samples", file=where)

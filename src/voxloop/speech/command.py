@@ -10,7 +10,13 @@ from typing import Any
 
 from voxloop.errors import ConfigError, VoxloopError
 
-__all__ = ["add_arguments", "bias_for_model", "run"]
+__all__ = ["RECOGNIZER_SPECS", "add_arguments", "bias_for_model", "run"]
+
+RECOGNIZER_SPECS = (
+    "whisper (Whisper tiny.en), whisper:DIR (a CTranslate2 Whisper model), pocketsphinx, "
+    "pocketsphinx:DIR, vosk:DIR (a Vosk model; pip install vosk)"
+)
+"""What `voxloop.speech.recognizers.load_recognizer` accepts, for ``--recognizer`` help."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--recognizer",
         default="whisper",
         metavar="SPEC",
-        help="whisper (tiny.en, default), whisper:DIR, pocketsphinx, pocketsphinx:DIR",
+        help=f"{RECOGNIZER_SPECS} (default: %(default)s)",
     )
     p.add_argument(
         "--speech-bias",
