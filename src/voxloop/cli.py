@@ -366,9 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--limit", type=int, default=50, help="problems to list (default 50)")
     check.set_defaults(func=cmd_data_check)
     stats = data.add_parser("stats", help="sizes, labels and lengths of a corpus")
-    stats.add_argument("spec")
-    stats.add_argument("--locales")
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("spec", help="FORMAT:PATH of the corpus (see the README's corpora table)")
+    stats.add_argument("--locales", help="comma-separated locales (massive only)")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(func=cmd_data_stats)
 
     train = sub.add_parser("train", help="train a parser on a corpus")
@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of a softmax per word",
     )
     train.add_argument("--version", help="model version name (default: the directory name)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.set_defaults(func=cmd_train)
 
     enc = sub.add_parser("encoder", help="prepare pretrained encoders").add_subparsers(
@@ -456,17 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(func=cmd_encoder_convert_e5)
 
     ev = sub.add_parser("eval", help="evaluate a model on a corpus split")
-    ev.add_argument("--model", required=True)
-    ev.add_argument("--data", required=True)
+    ev.add_argument("--model", required=True, help="a saved model directory")
+    ev.add_argument("--data", required=True, help="FORMAT:PATH of the corpus to score")
     ev.add_argument("--split", default="test", help="split to evaluate (default test)")
-    ev.add_argument("--locales")
+    ev.add_argument("--locales", help="comma-separated locales (massive only)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     _add_speech_eval(ev)
     ev.set_defaults(func=cmd_eval)
 
     parse = sub.add_parser("parse", help="parse texts (arguments, or one per line on stdin)")
-    parse.add_argument("--model", required=True)
-    parse.add_argument("text", nargs="*")
+    parse.add_argument("--model", required=True, help="a saved model directory")
+    parse.add_argument("text", nargs="*", help="texts to parse (default: one per line on stdin)")
     parse.add_argument("--json", action="store_true", help="one JSON object per line")
     parse.add_argument(
         "--locale", help="locale of the texts (default: the model's); must be one it serves"
@@ -484,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--users", type=int, default=500, help="simulated users (default 500)")
     demo.add_argument("--days", type=int, default=5, help="simulated days (default 5)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=cmd_demo)
 
     _add_serve(sub)

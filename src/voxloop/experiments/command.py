@@ -57,7 +57,8 @@ def register(sub: Any) -> None:
     p.add_argument("--experiment", help="analyse only this experiment (default: all)")
     p.add_argument("--pre-days", type=int, default=14,
                    help="days before --since that CUPED metrics read (default 14)")  # fmt: skip
-    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="SQL engine (default duckdb)")  # fmt: skip
     p.add_argument("--master", help="Spark master (local[2], spark://host:7077, yarn)")
     p.add_argument("--json", action="store_true", help="the results as JSON")
     p.set_defaults(func=cmd_analyze)

@@ -91,6 +91,6 @@ def register(sub: Any) -> None:
                    help="reward of a turn with no feedback (default: leave it out)")  # fmt: skip
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (200)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_ope)
