@@ -191,22 +191,6 @@ def cmd_encoder_convert_e5(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_unknown_intents(known: Sequence[str] | None, gold: Sequence[Any]) -> None:
-    """Say on stderr which of the split's intents the model cannot answer (they count as
-    errors): evaluating on another corpus, or on data with new intents, by mistake."""
-    if not known:
-        return
-    unknown = Counter(u.intent for u in gold if u.intent is not None and u.intent not in known)
-    if unknown:
-        names = ", ".join(name for name, _ in unknown.most_common(5))
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        print(
-            f"voxloop: warning: {sum(unknown.values()):,} of {len(gold):,} utterances have "
-            f"intents the model does not know ({names}{more}); they count as errors",
-            file=sys.stderr,
-        )
-
-
 def _warn_unserved_locales(served: Sequence[str], gold: Sequence[Any]) -> None:
     """Say on stderr which of the split's locales the model does not serve (`parse` and the
     server refuse them; here they are evaluated, as zero-shot transfer)."""
@@ -227,14 +211,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return speech_command.run(args)
     from voxloop.data import load_corpus
     from voxloop.nlu.base import load_parser, read_manifest
-    from voxloop.nlu.evaluate import evaluate, format_report
+    from voxloop.nlu.evaluate import evaluate, format_report, unknown_intents
     from voxloop.nlu.locales import model_locales
     from voxloop.nlu.paper_metric import format_paper_f1, paper_slot_f1
 
     parser = load_parser(args.model)
     gold = load_corpus(args.data, locales=_locales(args.locales)).split(args.split)
     manifest = read_manifest(args.model)
-    _warn_unknown_intents(manifest.get("intents"), gold)
+    unknown = unknown_intents(manifest.get("intents"), gold)
+    if unknown:
+        print(f"voxloop: warning: {unknown}; they count as errors", file=sys.stderr)
     _warn_unserved_locales(model_locales(manifest), gold)
     started = time.perf_counter()
     parses = _parse_all(parser, [u.text for u in gold])

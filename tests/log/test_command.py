@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,9 +60,50 @@ def test_log_generate_simulated_users_mode(
     code, out, _ = run(capsys, "log", "generate", "--out", str(tmp_path), "--model", str(model),
                        "--data", f"jsonl:{data}", "--users", "15", "--days", "1")  # fmt: skip
     assert code == 0
-    match = re.match(r"wrote ([\d,]+) turns and ([\d,]+) feedback events of 15 users over 1 days",
+    match = re.match(r"wrote ([\d,]+) turns and ([\d,]+) feedback events of 15 users over 1 day ",
                      out)  # fmt: skip
     assert match and int(match.group(1).replace(",", "")) > 0
+
+
+def test_log_generate_names_the_model_as_serve_does(log: Path) -> None:
+    """A model whose manifest has no version is named after its folder, as `voxloop serve`
+    names it (not "model-0")."""
+    versions = pq.read_table(log / "turns", columns=["model_version"]).column(0).unique()
+    assert versions.to_pylist() == ["model"]
+
+
+def test_log_generate_refuses_two_models_of_one_name(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = log.parent / "model"
+    shutil.copytree(model, tmp_path / "b" / "model")
+    code, out, err = run(capsys, "log", "generate", "--out", str(tmp_path / "log"), "--model",
+                         str(model), "--model", str(tmp_path / "b" / "model"), "--data",
+                         f"jsonl:{log.parent / 'test.jsonl'}")  # fmt: skip
+    assert code == 1 and out == ""
+    assert err.startswith("voxloop: error: model: both models are named 'model'"), err
+    assert not (tmp_path / "log").exists()
+
+
+def test_log_generate_warns_of_intents_the_model_does_not_know(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = log.parent / "model"
+    known = load_corpus(f"jsonl:{log.parent / 'test.jsonl'}").split("test")[:20]
+    data = [replace(u, intent="order_pizza") if i % 4 == 0 else u for i, u in enumerate(known)]
+    write_jsonl(data, tmp_path / "data.jsonl", split="test")
+    code, out, err = run(capsys, "log", "generate", "--out", str(tmp_path / "log"), "--model",
+                         str(model), "--data", f"jsonl:{tmp_path / 'data.jsonl'}", "--users",
+                         "3", "--days", "1")  # fmt: skip
+    assert code == 0 and out.startswith("wrote ")
+    assert err == (
+        f"voxloop: warning: {model}: 5 of 20 utterances have intents the model does not know "
+        "(order_pizza); its simulated users are misunderstood on them\n"
+    )
+    code, out, err = run(capsys, "log", "generate", "--out", str(tmp_path / "log2"), "--model",
+                         str(model), "--data", f"jsonl:{log.parent / 'test.jsonl'}", "--users",
+                         "3", "--days", "1")  # fmt: skip
+    assert code == 0 and err == ""
 
 
 def test_kpi_json_agrees_with_log_sql(log: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from voxloop.errors import ConfigError
 from voxloop.log.engines import SparkEngine, spark_session
-from voxloop.log.kpi import KPI_TABLES, compute_kpis, format_kpis, kpis_to_json
+from voxloop.log.kpi import KPI_TABLES, compute_kpis, format_kpis, format_table, kpis_to_json
 from voxloop.log.store import LogStore
 from voxloop.log.writer import LogWriter
 from voxloop.schema import Feedback, IntentScore, Parse, Turn
@@ -187,6 +190,12 @@ def test_text_and_json_output(golden: Path) -> None:
     assert data["daily"][0]["day"] == "2026-11-25"
 
 
+def test_text_output_counts_rows_left_out() -> None:
+    table = pa.table({"n": [1, 2, 3]})
+    assert format_table(table, limit=2).endswith("\n... 1 more row (--json for all)")
+    assert format_table(table, limit=1).endswith("\n... 2 more rows (--json for all)")
+
+
 # --- the same KPIs on both engines ----------------------------------------------------
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
@@ -248,3 +257,25 @@ def test_duckdb_and_spark_give_equal_kpis(simulated: Path, spark: Any) -> None:
     for name in ("arms", "top_failing", "friction_examples", "confusions"):
         assert duck[name].num_rows > 0, name
     assert {r["arm"] for r in rows(duck["arms"])} == {"control", "treatment"}
+
+
+def test_spark_session_does_not_flood_stderr() -> None:
+    """`voxloop kpi --engine spark` printed ~180 "No Partition Defined for Window operation!"
+    lines (the KPI SQL's windows without PARTITION BY) and pyspark's pandas>=3
+    FutureWarning; other Spark warnings must still show."""
+    script = """
+from voxloop.log.engines import spark_session
+s = spark_session("local[1]", {"spark.sql.shuffle.partitions": "1",
+                               "spark.sql.codegen.wholeStage": "false"})
+s.sql("SELECT x, DENSE_RANK() OVER (ORDER BY x), SUM(x) OVER () FROM VALUES (2), (1) AS t(x)"
+      ).collect()
+s.sparkContext._jvm.org.apache.logging.log4j.LogManager.getLogger(
+    "org.apache.spark.sql.execution.SparkPlan").warn("a real warning")
+s.stop()
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "No Partition Defined" not in result.stderr
+    assert "FutureWarning" not in result.stderr
+    assert "WARN SparkPlan: a real warning" in result.stderr

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from voxloop.errors import ConfigError
@@ -74,25 +75,44 @@ def cmd_log_sql(args: argparse.Namespace) -> int:
 def cmd_log_generate(args: argparse.Namespace) -> int:
     from voxloop.data import load_corpus
     from voxloop.log.generate import ModelArm, generate_log, generate_log_fast
+    from voxloop.log.kpi import counted
     from voxloop.log.store import parse_day
     from voxloop.nlu.base import load_parser, read_manifest
+    from voxloop.nlu.evaluate import unknown_intents
 
     start = parse_day(args.start, key="--start") or date(2026, 11, 1)
-    models = []
-    for i, path in enumerate(args.model):
-        version = read_manifest(path).get("version") or f"model-{i}"
-        models.append(ModelArm(load_parser(path), str(version), parse_ms=2.0 * (1 + 0.5 * i)))
-    if len(models) > 2:
+    if len(args.model) > 2:
         raise ConfigError("give one --model, or two for an A/B experiment", key="model")
     utterances = load_corpus(args.data).split(args.split)
+    models: list[ModelArm] = []
+    folders: list[Path] = []
+    for i, path in enumerate(args.model):
+        manifest = read_manifest(path)
+        folder = Path(path).expanduser().resolve()
+        # named as `voxloop serve` names it: the manifest's version, else the folder's name
+        version = str(manifest.get("version") or folder.name)
+        if version in (m.model_version for m in models) and folder not in folders:
+            raise ConfigError(
+                f"both models are named {version!r} (a model's version, else its folder's "
+                "name); train one with another --version, or give it another folder name",
+                key="model",
+            )
+        unknown = unknown_intents(manifest.get("intents"), utterances)
+        if unknown:
+            print(f"voxloop: warning: {path}: {unknown}; its simulated users are misunderstood "
+                  "on them", file=sys.stderr)  # fmt: skip
+        models.append(ModelArm(load_parser(path), version, parse_ms=2.0 * (1 + 0.5 * i)))
+        folders.append(folder)
     if args.turns:
         made = generate_log_fast(args.out, utterances, models, turns=args.turns, days=args.days,
                                  start=start, threshold=args.threshold, seed=args.seed)  # fmt: skip
     else:
         made = generate_log(args.out, utterances, models, users=args.users, days=args.days,
                             start=start, threshold=args.threshold, seed=args.seed)  # fmt: skip
-    print(f"wrote {made.turns:,} turns and {made.feedback:,} feedback events of "
-          f"{made.users:,} users over {made.days} days to {args.out}")  # fmt: skip
+    print(
+        f"wrote {counted(made.turns, 'turn')} and {counted(made.feedback, 'feedback event')} "
+        f"of {counted(made.users, 'user')} over {counted(made.days, 'day')} to {args.out}"
+    )
     return 0
 
 
@@ -111,7 +131,8 @@ def register(sub: Any) -> None:
     kpi = sub.add_parser("kpi", help="KPIs per domain from a turn log")
     add_log_range(kpi)
     kpi.add_argument("--by", default="domain", help="columns to slice by: domain,model_version")
-    kpi.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    kpi.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                     help="SQL engine (default duckdb)")  # fmt: skip
     kpi.add_argument("--master", help="Spark master (local[2], spark://host:7077, yarn)")
     kpi.add_argument("--low-confidence", type=float, default=0.5, help="threshold (default 0.5)")
     kpi.add_argument("--rephrase-window", type=float, default=30.0, help="seconds (default 30)")
@@ -131,30 +152,31 @@ def register(sub: Any) -> None:
     )
     sql = log.add_parser("sql", help="run SQL over turns, feedback, turns_with_feedback")
     add_log_range(sql)
-    sql.add_argument("query")
-    sql.add_argument("--json", action="store_true")
+    sql.add_argument("query", help="one SQL query over those views")
+    sql.add_argument("--json", action="store_true", help="every row as one JSON array")
     sql.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
     sql.set_defaults(func=cmd_log_sql)
 
     gen = log.add_parser("generate", help="simulate users talking to a model; write a turn log")
-    gen.add_argument("--out", required=True)
+    gen.add_argument("--out", required=True, help="the turn log directory to write")
     gen.add_argument("--model", required=True, action="append",
                      help="model directory (twice for an A/B experiment)")  # fmt: skip
     gen.add_argument("--data", required=True, help="FORMAT:PATH of the corpus to speak from")
-    gen.add_argument("--split", default="test")
-    gen.add_argument("--users", type=int, default=200)
-    gen.add_argument("--days", type=int, default=7)
+    gen.add_argument("--split", default="test", help="split the users speak (default test)")
+    gen.add_argument("--users", type=int, default=200, help="simulated users (default 200)")
+    gen.add_argument("--days", type=int, default=7, help="days of traffic (default 7)")
     gen.add_argument("--start", help="first day, YYYY-MM-DD")
     gen.add_argument("--threshold", type=float, help="decline parses below this confidence")
     gen.add_argument("--turns", type=int, help="fast vectorised mode: about this many turns")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     gen.set_defaults(func=cmd_log_generate)
     register_log_commands(log)
 
     report = sub.add_parser("report", help="one self-contained HTML page of the KPIs")
     add_log_range(report)
-    report.add_argument("--out", required=True)
-    report.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    report.add_argument("--out", required=True, help="the HTML page to write")
+    report.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                        help="SQL engine (default duckdb)")  # fmt: skip
     report.add_argument("--experiments", help="experiments TOML: add each one's analysis")
     report.set_defaults(func=cmd_report)
 

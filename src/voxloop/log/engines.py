@@ -22,6 +22,7 @@ union_by_name=true)`` and Spark's ``mergeSchema``; both sessions run in UTC.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -384,9 +385,37 @@ def spark_session(master: str | None = None, config: Mapping[str, str] | None = 
     for key, value in (config or {}).items():
         builder = builder.config(key, value)
     try:
-        return builder.getOrCreate()
+        with warnings.catch_warnings():
+            # pyspark's own import-time check (pyspark.testing.utils); voxloop hands Spark
+            # Arrow tables, never pandas frames.
+            warnings.filterwarnings(
+                "ignore", "PySpark does not yet fully support pandas", FutureWarning
+            )
+            session = builder.getOrCreate()
     except Exception as e:  # no Java, bad master URL
         raise ConfigError(f"cannot start Spark ({str(e).strip()[:300]})", key="engine") from None
+    _quiet_loggers(session)
+    return session
+
+
+# Loggers set to ERROR in the sessions of `spark_session`. WindowExec warns "No Partition
+# Defined for Window operation!" at every window without PARTITION BY (~180 lines per
+# `voxloop kpi`), but the KPI SQL's windows without one are small and meant to be one:
+# `DENSE_RANK() OVER (ORDER BY text)` over the distinct texts (or trigrams) of the range,
+# `SUM(COUNT(*)) OVER ()` over a few groups.
+QUIET_LOGGERS = ("org.apache.spark.sql.execution.window.WindowExec",)
+
+
+def _quiet_loggers(session: Any) -> None:
+    """Set the log4j level of `QUIET_LOGGERS` to ERROR in ``session``'s JVM (other
+    loggers keep theirs: real warnings and errors stay visible)."""
+    try:
+        jvm = session.sparkContext._jvm
+        log4j = jvm.org.apache.logging.log4j
+        for name in QUIET_LOGGERS:
+            log4j.core.config.Configurator.setLevel(name, log4j.Level.ERROR)
+    except Exception:  # no JVM here (Spark Connect) or another logging backend: only noise
+        pass
 
 
 def make_engine(

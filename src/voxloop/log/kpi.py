@@ -65,6 +65,7 @@ __all__ = [
     "KpiOptions",
     "arm_users_sql",
     "compute_kpis",
+    "counted",
     "format_kpis",
     "kpi_sql",
     "kpis_to_json",
@@ -302,6 +303,11 @@ def _cell(value: Any, column: str) -> str:
     return text if len(text) <= 48 else text[:47] + "…"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun`` as they read: "1 day", "2 days", "1,204 feedback events"."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def format_table(table: pa.Table, *, limit: int = 30) -> str:
     """One table as aligned plain text (at most ``limit`` rows)."""
     columns = table.column_names
@@ -313,7 +319,7 @@ def format_table(table: pa.Table, *, limit: int = 30) -> str:
 
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in rows]
     if table.num_rows > limit:
-        out.append(f"... {table.num_rows - limit} more rows (--json for all)")
+        out.append(f"... {counted(table.num_rows - limit, 'more row')} (--json for all)")
     if not rows:
         out.append("(none)")
     return "\n".join(out)

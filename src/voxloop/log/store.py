@@ -218,9 +218,10 @@ class LogStore:
         }
 
     def __repr__(self) -> str:
+        files = len(self.files("turns"))
         return (
             f"LogStore({str(self.directory)!r}, since={self.since}, until={self.until}, "
-            f"{len(self.files('turns'))} turn files)"
+            f"{files} turn file{'' if files == 1 else 's'})"
         )
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "evaluate",
     "expected_calibration_error",
     "format_report",
+    "unknown_intents",
 ]
 
 NO_DOMAIN = "(none)"
@@ -513,3 +514,20 @@ def format_report(
             *_table(["slot", "precision", "recall", "F1", "support"], rows),
         ]
     return "\n".join(lines) + "\n"
+
+
+def unknown_intents(known: Sequence[str] | None, utterances: Sequence[Utterance]) -> str | None:
+    """How many ``utterances`` have intents outside ``known`` (a model's), in words, naming
+    the commonest — or None when there are none (or ``known`` is unknown)."""
+    if not known:
+        return None
+    unknown = Counter(
+        u.intent for u in utterances if u.intent is not None and u.intent not in known
+    )
+    if not unknown:
+        return None
+    n = sum(unknown.values())
+    names = ", ".join(name for name, _ in unknown.most_common(5))
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    verb = "has an intent" if n == 1 else "have intents"
+    return f"{n:,} of {len(utterances):,} utterances {verb} the model does not know ({names}{more})"
