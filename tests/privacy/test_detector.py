@@ -4,11 +4,14 @@ survives save/load, and plugs into the redactor through the config."""
 from __future__ import annotations
 
 import random
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from voxloop.data import load_corpus
+from voxloop.data import load_corpus, write_jsonl
 from voxloop.errors import ConfigError
 from voxloop.privacy import DEFAULT_SLOT_TYPES, Redactor, load_redaction_config
 from voxloop.privacy.detector import PersonalDetector
@@ -98,3 +101,19 @@ def test_an_unknown_detector_encoder_is_refused() -> None:
     with pytest.raises(ConfigError, match="hashed, transformer") as e:
         PersonalDetector(DEFAULT_SLOT_TYPES, encoder="bert")  # type: ignore[arg-type]
     assert e.value.key == "encoder"
+
+
+def test_the_command_line_trains_one_quietly(datasets: Path, tmp_path: Path) -> None:
+    """``python -m voxloop.privacy.detector`` warned twice that runpy found the module
+    imported already (by the package), and printed the recall with 16 digits."""
+    train = list(load_corpus(f"hwu64:{datasets / 'hwu64'}").split("train"))
+    random.Random(0).shuffle(train)
+    write_jsonl(train[:800], tmp_path / "train.jsonl", split="train")
+    done = subprocess.run(
+        [sys.executable, "-m", "voxloop.privacy.detector", "--data",
+         f"jsonl:{tmp_path / 'train.jsonl'}", "--out", str(tmp_path / "detector")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert re.fullmatch(r"saved \S+: threshold [\d.e-]+, held-out span recall [01]\.\d{3}\n",
+                        done.stdout), done.stdout  # fmt: skip

@@ -25,6 +25,7 @@ from voxloop.privacy.dp import (
     DpOptions,
     analytic_gaussian_sigma,
     dp_kpis,
+    format_dp_kpis,
     noise_scale,
     release,
 )
@@ -103,6 +104,12 @@ def test_contribution_bounding_caps_each_users_turns(tmp_path: Path) -> None:
     log = _log(tmp_path, users=6, turns_per_user=30)
     result = dp_kpis(log, DpOptions(epsilon=1e7, max_turns_per_user=4), budget=1e8, seed=0)
     assert result["summary"]["turns"] == 24
+
+
+def test_the_text_release_says_one_turn_per_user(tmp_path: Path) -> None:
+    log = _log(tmp_path, users=6, turns_per_user=2)
+    result = dp_kpis(log, DpOptions(epsilon=1e7, max_turns_per_user=1), budget=1e8, seed=0)
+    assert "at most 1 turn per user; budget" in format_dp_kpis(result)
 
 
 def test_the_budget_ledger_refuses_queries_past_the_budget(tmp_path: Path) -> None:

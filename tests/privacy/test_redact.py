@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,6 +73,37 @@ def test_a_slot_around_a_pattern_keeps_its_place() -> None:
     assert slots[0].value == "[phone_number] to my playlist"
 
 
+def test_slots_inside_one_redacted_region_become_one_slot_of_its_type() -> None:
+    """The NLU tags "jo" a person and "gmail dot com" an email_address inside a spoken
+    e-mail address that the pattern redacts whole: one slot over "[email]", not two."""
+    redactor = Redactor(parse_redaction_config(
+        {"slot_types": ["person", "relation", "personal_info", "email_address", "place_name"]},
+        environ=SALT))  # fmt: skip
+    text = "email jo dot smith at gmail dot com about the meeting"
+    slots = [Span(text.index(v), text.index(v) + len(v), label, v, confidence)
+             for label, v, confidence in (("person", "jo", 0.9), ("email_address",
+             "gmail dot com", 0.99), ("event_name", "meeting", 0.8))]  # fmt: skip
+    out = redactor.parse(replace(_parse(text), slots=tuple(slots)))
+    assert out.text == "email [email] about the meeting"
+    assert [(s.label, s.value, s.confidence) for s in out.slots] == [
+        ("email", "[email]", 0.99), ("event_name", "meeting", 0.8)]  # fmt: skip
+    for s in out.slots:
+        assert out.text[s.start : s.end] == s.value
+
+
+def test_a_region_is_under_at_most_one_slot() -> None:
+    text = "call 555 867 5309 and add 5558675309 to my list"
+    phone, number = (5, 17, "phone_number"), (26, 36, "phone_number")
+    exact = Span(5, 17, "place_name", text[5:17])  # the NLU's label of exactly the region
+    part = Span(9, 12, "time", text[9:12])
+    around = Span(26, 47, "playlist", text[26:47])  # holds the second region
+    inner = Span(26, 29, "person", text[26:29])
+    new_text, slots = redact_text(text, [phone, number], [exact, part, around, inner])
+    assert new_text == "call [phone_number] and add [phone_number] to my list"
+    assert [(s.label, s.value) for s in slots] == [
+        ("place_name", "[phone_number]"), ("playlist", "[phone_number] to my list")]  # fmt: skip
+
+
 def test_ids_are_hashed_with_the_salt_so_per_user_analyses_still_work() -> None:
     redactor = Redactor(parse_redaction_config({}, environ=SALT))
     a, b = redactor.turn(_turn(_parse("hi"))), redactor.turn(_turn(_parse("hello")))
@@ -111,6 +143,13 @@ def test_unknown_slot_type_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_redaction_config(config, slot_labels=["person", "contact_name"], environ=SALT)
     assert e.value.key == "slot_types[1]" and "contact_name" in str(e.value)
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "redact.toml"
+    config.write_bytes(b'# caf\xe9\nslot_types = ["person"]\n')
+    with pytest.raises(ConfigError, match=r"redact.toml: not UTF-8 text \(byte 0xe9 at offset 5\)"):
+        load_redaction_config(config, environ=SALT)
 
 
 @pytest.mark.parametrize(

@@ -173,6 +173,25 @@ def test_cli_forget_says_when_nothing_matched(
     assert read_audit(tmp_path)[-1]["turns"] == 0  # the request itself is on record
 
 
+def test_cli_counts_read_well_for_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from voxloop.cli import main
+
+    parse = Parse("hello", "greet", 0.9, (IntentScore("greet", 0.9),), ())
+    with LogWriter(tmp_path) as writer:  # turns only: ann on two days, bob on the second
+        for day, users in ((1, ["ann"]), (2, ["ann", "bob"])):
+            for user in users:
+                ts = datetime(2026, 11, day, 9, tzinfo=UTC)
+                writer.append_turn(Turn(f"{user}{day}", ts, "hello", parse, "v1", user_id=user))
+            writer.flush()  # one file per day
+    assert main(["log", "retain", "--log", str(tmp_path), "--days", "1", "--today",
+                 "2026-11-02"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith(
+        "deleted 1 day partition before 2026-11-02 (1 file, 1 row)")  # fmt: skip
+    assert main(["log", "forget", "--log", str(tmp_path), "--user", "ann"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "removed 1 turn and 0 feedback events (rewrote 1 file, deleted 0)")  # fmt: skip
+
+
 def test_forget_refuses_a_raw_id_on_a_log_of_hashed_ids(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

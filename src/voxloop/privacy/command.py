@@ -16,6 +16,7 @@ __all__ = ["add_dp_options", "cmd_dp_kpi", "register_log_commands"]
 
 
 def cmd_retain(args: argparse.Namespace) -> int:
+    from voxloop.log.kpi import counted
     from voxloop.log.store import parse_day
     from voxloop.privacy.retention import retain
 
@@ -26,13 +27,14 @@ def cmd_retain(args: argparse.Namespace) -> int:
     else:
         verb = "would delete" if args.dry_run else "deleted"
         print(
-            f"{verb} {len(result.partitions)} day partitions before {result.cutoff} "
-            f"({result.files} files, {result.rows:,} rows)"
+            f"{verb} {counted(len(result.partitions), 'day partition')} before "
+            f"{result.cutoff} ({counted(result.files, 'file')}, {counted(result.rows, 'row')})"
         )
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from voxloop.log.kpi import counted
     from voxloop.privacy.retention import forget
 
     user = args.user
@@ -53,8 +55,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(result)))
     else:
         print(
-            f"removed {result.turns:,} turns and {result.feedback:,} feedback events "
-            f"(rewrote {len(result.files_rewritten)} files, deleted "
+            f"removed {counted(result.turns, 'turn')} and "
+            f"{counted(result.feedback, 'feedback event')} (rewrote "
+            f"{counted(len(result.files_rewritten), 'file')}, deleted "
             f"{len(result.files_deleted)}); logged in privacy_audit.jsonl"
         )
     return 0
@@ -67,7 +70,7 @@ def register_log_commands(log: Any) -> None:
     retain.add_argument("--days", required=True, type=int, help="days to keep (today included)")
     retain.add_argument("--today", help="YYYY-MM-DD (default: today, UTC)")
     retain.add_argument("--dry-run", action="store_true", help="only say what would go")
-    retain.add_argument("--json", action="store_true")
+    retain.add_argument("--json", action="store_true", help="the result as one JSON object")
     retain.set_defaults(func=cmd_retain)
 
     forget = log.add_parser("forget", help="remove one user's turns and feedback")
@@ -78,7 +81,7 @@ def register_log_commands(log: Any) -> None:
         metavar="CONFIG",
         help="the server's redaction config: hash the id as the log stores it",
     )
-    forget.add_argument("--json", action="store_true")
+    forget.add_argument("--json", action="store_true", help="the result as one JSON object")
     forget.set_defaults(func=cmd_forget)
 
 
@@ -97,7 +100,8 @@ def add_dp_options(kpi: argparse.ArgumentParser) -> None:
         metavar="D",
         help="delta of the Gaussian mechanism (default 1e-6)",
     )
-    kpi.add_argument("--dp-mechanism", choices=["laplace", "gaussian"], default="laplace")
+    kpi.add_argument("--dp-mechanism", choices=["laplace", "gaussian"], default="laplace",
+                     help="noise of the release (default laplace)")  # fmt: skip
     kpi.add_argument(
         "--dp-max-turns",
         type=int,

@@ -200,6 +200,10 @@ def load_redaction_config(
         data = tomllib.loads(path.read_text("utf-8"))
     except OSError as e:
         raise ConfigError(f"cannot read the redaction config {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     try:

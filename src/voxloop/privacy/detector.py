@@ -384,8 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoxloopError as e:
         print(f"voxloop: error: {e}", file=sys.stderr)
         return 1
+    recall = detector.heldout_recall_
+    recall_text = "n/a (no personal span held out)" if recall is None else f"{recall:.3f}"
     print(f"saved {args.out}: threshold {detector.threshold_:.4g}, held-out span recall "
-          f"{detector.heldout_recall_}")  # fmt: skip
+          f"{recall_text}")  # fmt: skip
     return 0
 
 

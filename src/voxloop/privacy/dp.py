@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from voxloop.errors import ConfigError, DataError, VoxloopError
-from voxloop.log.kpi import SLICE_COLUMNS, KpiOptions, materialize_facts
+from voxloop.log.kpi import SLICE_COLUMNS, KpiOptions, counted, materialize_facts
 from voxloop.log.store import LogStore
 from voxloop.nlu.base import write_json_atomic
 
@@ -343,7 +343,7 @@ def format_dp_kpis(result: Mapping[str, Any]) -> str:
         f"differentially private KPIs: epsilon {result['epsilon']:g}"
         + (f", delta {result['delta']:g}" if result["delta"] else "")
         + f", {result['mechanism']} noise scale {result['noise_scale']:.2f} per count, "
-        f"at most {result['max_turns_per_user']} turns per user; budget "
+        f"at most {counted(result['max_turns_per_user'], 'turn')} per user; budget "
         f"{result['spent_epsilon']:g} of {result['budget_epsilon']:g} spent"
     )
     rows = [{"slice": "(all)", **result["summary"]}] + [

@@ -4,7 +4,9 @@ Personal spans are the NLU's slots of the configured types plus the pattern (and
 name gazetteer) matches; overlapping spans merge. Each becomes a typed placeholder
 (``[person]``) in the text, and every slot of the parse is moved to the new text, so
 ``text[start:end] == value`` still holds in the log: personal slots keep their label with the
-placeholder as value, other slots keep their words (a pattern inside one is redacted too).
+placeholder as value, other slots keep their words (a pattern inside one is redacted too), and
+a placeholder is never under two slots (the slots inside one region become one, see
+`redact_text`).
 User and session ids are kept, dropped, or replaced by an HMAC-SHA256 of the id keyed by a
 secret salt, so per-user analyses (rephrases, users per arm) still work while the id itself
 never reaches the log.
@@ -19,11 +21,15 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from voxloop.privacy.config import RedactionConfig
-from voxloop.privacy.detector import PersonalDetector
 from voxloop.privacy.patterns import find_names, find_patterns, first_names
 from voxloop.schema import Feedback, Parse, Span, Turn
+
+if TYPE_CHECKING:  # imported only when a config names a detector, so that the package does
+    # not import the module `python -m voxloop.privacy.detector` runs (runpy's RuntimeWarning)
+    from voxloop.privacy.detector import PersonalDetector
 
 __all__ = ["RedactionFailed", "Redactor", "merge_regions", "personal_spans", "redact_text"]
 
@@ -52,8 +58,12 @@ def redact_text(
 ) -> tuple[str, tuple[Span, ...]]:
     """Replace each region of ``text`` by ``[label]``; move ``slots`` onto the new text.
 
-    A slot that covers exactly a merged region becomes the placeholder with the slot's own
-    label; a slot partly inside a region keeps its place with the region redacted in it.
+    A slot partly inside a merged region keeps its place with the region redacted in it.
+    The slots wholly inside a region become one slot over its placeholder (none if a slot
+    partly inside holds it already): the slot that covers the region exactly keeps its own
+    label; otherwise the slot is labelled with the placeholder's type, with the highest
+    confidence of the slots it replaces ("jo" tagged ``person`` and "gmail dot com" tagged
+    ``email_address`` inside one spoken e-mail address are one ``email`` slot "[email]").
     """
     merged = merge_regions(list(regions))
     if not merged:
@@ -83,13 +93,45 @@ def redact_text(
             shift = ne - end
         return offset + shift
 
-    new_slots = []
-    for slot in slots:
-        start, end = moved(slot.start, "start"), moved(slot.end, "end")
-        if end <= start:
-            continue
-        new_slots.append(Span(start, end, slot.label, new_text[start:end], slot.confidence))
+    def region_of(slot: Span) -> int | None:
+        """The index of the region ``slot`` lies wholly inside, if any."""
+        for i, (start, end, _) in enumerate(merged):
+            if start <= slot.start and slot.end <= end:
+                return i
+        return None
+
+    slots = [slot for slot in slots if slot.end > slot.start]
+    inside = [region_of(slot) for slot in slots]
+    taken = {  # regions whose placeholder a slot holds: one reaching out of them, or below
+        i
+        for slot, region in zip(slots, inside, strict=True)
+        if region is None
+        for i, (start, end, _) in enumerate(merged)
+        if slot.start < end and start < slot.end
+    }
+    new_slots: list[Span] = []
+    for slot, region in zip(slots, inside, strict=True):
+        if region is None:
+            start, end = moved(slot.start, "start"), moved(slot.end, "end")
+            if end > start:
+                new_slots.append(Span(start, end, slot.label, new_text[start:end],
+                                      slot.confidence))  # fmt: skip
+        elif region not in taken:
+            taken.add(region)  # its first slot stands for all the slots inside it
+            ns, ne = new_bounds[region]
+            absorbed = [s for s, r in zip(slots, inside, strict=True) if r == region]
+            new_slots.append(_region_slot(merged[region], absorbed, ns, new_text[ns:ne]))
     return new_text, tuple(new_slots)
+
+
+def _region_slot(region: Region, absorbed: Sequence[Span], start: int, placeholder: str) -> Span:
+    """The one slot over a region's placeholder (at ``start`` of the new text) for the
+    slots ``absorbed`` by the region (see `redact_text`)."""
+    for slot in absorbed:
+        if (slot.start, slot.end) == region[:2]:
+            return Span(start, start + len(placeholder), slot.label, placeholder, slot.confidence)
+    scores = [s.confidence for s in absorbed if s.confidence is not None]
+    return Span(start, start + len(placeholder), region[2], placeholder, max(scores, default=None))
 
 
 def personal_spans(
@@ -118,7 +160,11 @@ class Redactor:
         self.config = config
         if config.names:
             first_names()  # load (and fail) now, not on the first turn
-        self.detector = PersonalDetector.load(config.detector) if config.detector else None
+        self.detector: PersonalDetector | None = None
+        if config.detector:
+            from voxloop.privacy.detector import PersonalDetector
+
+            self.detector = PersonalDetector.load(config.detector)
 
     def hash_id(self, value: str | None) -> str | None:
         """HMAC-SHA256 of an id under the secret salt (32 hex digits); None stays None."""
