@@ -204,6 +204,11 @@ def test_training_data_without_intents_is_refused(kind: Kind) -> None:
         kind.make().fit([Utterance("turn on the light", intent=None)])
 
 
+def test_training_data_with_one_intent_is_refused(kind: Kind) -> None:
+    with pytest.raises(DataError, match="one intent only \\('on'\\)"):
+        kind.make().fit([Utterance("turn on the light", intent="on")] * 30)
+
+
 def test_loading_a_directory_that_is_not_a_model_says_so(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="not a voxloop model"):
         load_parser(tmp_path)

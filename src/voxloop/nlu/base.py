@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
-from voxloop.errors import ConfigError, ModelFormatError
+from voxloop.errors import ConfigError, DataError, ModelFormatError
 from voxloop.schema import Parse, Span, Utterance
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "read_manifest",
     "span_to_dict",
     "check_replaceable",
+    "check_training_set",
     "staged_directory",
     "write_json_atomic",
 ]
@@ -97,6 +98,24 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_training_set(train: Sequence[Utterance]) -> None:
+    """Refuse a training set a parser cannot learn from: empty, an utterance without an
+    intent, or a single intent (the model would answer it, sure, to everything)."""
+    if not train:
+        raise DataError("no training utterances")
+    unlabelled = [i for i, u in enumerate(train) if u.intent is None]
+    if unlabelled:
+        raise DataError(
+            f"{len(unlabelled)} training utterance(s) have no intent "
+            f"(first: #{unlabelled[0]} {train[unlabelled[0]].text!r})"
+        )
+    intents = {u.intent for u in train}
+    if len(intents) < 2:
+        raise DataError(
+            f"one intent only ({intents.pop()!r}): a parser needs two or more to tell apart"
+        )
 
 
 def check_replaceable(target: str | Path, marker: str = MANIFEST) -> None:

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from voxloop.errors import DataError, ModelFormatError
+from voxloop.errors import ModelFormatError
 from voxloop.nlu.base import (
     FORMAT_VERSION,
     MANIFEST,
+    check_training_set,
     domains_by_intent,
     read_manifest,
     staged_directory,
@@ -83,14 +84,7 @@ class ClassicalParser:
 
         ``on_stage`` is called with a stage name after each stage (for progress bars).
         """
-        unlabelled = [i for i, u in enumerate(train) if u.intent is None]
-        if unlabelled:
-            raise DataError(
-                f"{len(unlabelled)} training utterance(s) have no intent "
-                f"(first: #{unlabelled[0]} {train[unlabelled[0]].text!r})"
-            )
-        if not train:
-            raise DataError("no training utterances")
+        check_training_set(train)
         started = time.perf_counter()
         self._workdir = tempfile.TemporaryDirectory(prefix="voxloop-classical-")
         self._dir = Path(self._workdir.name)

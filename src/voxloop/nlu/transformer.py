@@ -51,11 +51,12 @@ from typing import Any, Self, cast
 import numpy as np
 import numpy.typing as npt
 
-from voxloop.errors import ConfigError, DataError, ModelFormatError
+from voxloop.errors import ConfigError, ModelFormatError
 from voxloop.nlu.augment import substitute_slot_values
 from voxloop.nlu.base import (
     FORMAT_VERSION,
     MANIFEST,
+    check_training_set,
     domains_by_intent,
     read_manifest,
     staged_directory,
@@ -573,14 +574,7 @@ class TransformerParser:
         (text in the languages the model must serve but has no training data for, as in
         zero-shot transfer: pruned to English pieces, other scripts would be ``<unk>``).
         """
-        if not train:
-            raise DataError("no training utterances")
-        unlabelled = [i for i, u in enumerate(train) if u.intent is None]
-        if unlabelled:
-            raise DataError(
-                f"{len(unlabelled)} training utterance(s) have no intent "
-                f"(first: #{unlabelled[0]} {train[unlabelled[0]].text!r})"
-            )
+        check_training_set(train)
         self.check_parameters()
         torch = _torch()
         started = time.perf_counter()
