@@ -218,6 +218,16 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
         (["train", "--data", "nosuchformat:x", "--out", "/nonexistent/out"], "format"),
         (["data", "check", "bio:/nonexistent/dir"], "/nonexistent/dir"),
         (["data", "check", "hass:en", "--limit", "0"], "--limit: must be at least 1, got 0"),
+        (["kpi", "--log", "/nonexistent", "--top", "0"], "--top: must be a whole number >= 1"),
+        (
+            ["log", "generate", "--out", "/nonexistent/log", "--model", "/nonexistent/m"]
+            + ["--data", "hass:en", "--threshold", "3"],
+            "--threshold: must be a confidence in [0, 1], got 3.0",
+        ),
+        (
+            ["ope", "--log", "/nonexistent", "--policy", "/nonexistent", "--default-reward", "7"],
+            "--default-reward: must be in [0, 1], got 7.0",
+        ),
         (["train", "--data", "hass:en", "--out", "/proc/voxloop"], "cannot write /proc/voxloop"),
         (
             ["train", "--model-type", "transformer", "--data", "hass:en", "--out", "/tmp/no"]

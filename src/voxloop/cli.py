@@ -12,12 +12,11 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from voxloop.errors import ConfigError, VoxloopError
+from voxloop.errors import ConfigError, VoxloopError, option_names
 
 __all__ = ["main"]
 
@@ -92,16 +91,10 @@ _TRANSFORMER_OPTIONS = {
 }
 
 
-@contextmanager
-def _in_option_names() -> Iterator[None]:
-    """Re-raise a transformer parameter's `ConfigError` under its `voxloop train` option."""
-    try:
-        yield
-    except ConfigError as e:
-        options = {parameter: option for option, parameter in _TRANSFORMER_OPTIONS.items()}
-        if e.key not in options:
-            raise
-        raise ConfigError(e.problem, key="--" + options[e.key].replace("_", "-")) from None
+# Each transformer parameter's option, for its errors.
+_TRANSFORMER_PARAMETERS = {
+    parameter: "--" + option.replace("_", "-") for option, parameter in _TRANSFORMER_OPTIONS.items()
+}
 
 
 def _check_model_options(args: argparse.Namespace) -> None:
@@ -139,7 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if getattr(args, option) is not None
         }
         parser = TransformerParser(seed=args.seed, **given)  # the parser's defaults otherwise
-        with _in_option_names():
+        with option_names(_TRANSFORMER_PARAMETERS):
             parser.check_parameters()  # before the corpus loads
     else:
         parser = ClassicalParser(sentence_encoder=args.sentence_encoder or "auto", seed=args.seed)
@@ -154,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training on {args.data} [{args.split}]: {len(train):,} utterances", file=sys.stderr)
     started = time.perf_counter()
     if args.model_type == "transformer":
-        with _in_option_names():
+        with option_names(_TRANSFORMER_PARAMETERS):
             parser.fit(train, dev)  # shows its own progress bar per epoch
     else:
         with _progress(2, "training", unit="stage") as bar:

@@ -6,9 +6,11 @@ bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["ConfigError", "DataError", "ModelFormatError", "VoxloopError"]
+__all__ = ["ConfigError", "DataError", "ModelFormatError", "VoxloopError", "option_names"]
 
 
 class VoxloopError(Exception):
@@ -50,6 +52,18 @@ class ConfigError(VoxloopError):
         self.problem = problem
         self.key = key
         super().__init__(f"{key}: {problem}" if key else problem)
+
+
+@contextmanager
+def option_names(options: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise a `ConfigError` whose key is a parameter named in ``options`` under its
+    command-line option (``{"top_k": "--top"}``): a command's user knows the options."""
+    try:
+        yield
+    except ConfigError as e:
+        if e.key is None or e.key not in options:
+            raise
+        raise ConfigError(e.problem, key=options[e.key]) from None
 
 
 class ModelFormatError(VoxloopError):

@@ -13,10 +13,23 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from voxloop.errors import ConfigError
+from voxloop.errors import ConfigError, option_names
 from voxloop.privacy.command import add_dp_options, register_log_commands
 
 __all__ = ["add_log_range", "register"]
+
+
+# The parameter behind each `voxloop kpi` option, for its errors.
+KPI_OPTIONS = {
+    "since": "--since",
+    "until": "--until",
+    "by": "--by",
+    "low_confidence": "--low-confidence",
+    "rephrase_window_s": "--rephrase-window",
+    "rephrase_similarity": "--rephrase-similarity",
+    "rephrase_quick_s": "--rephrase-quick",
+    "top_k": "--top",
+}
 
 
 def add_log_range(p: argparse.ArgumentParser) -> None:
@@ -34,19 +47,20 @@ def cmd_kpi(args: argparse.Namespace) -> int:
 
         return cmd_dp_kpi(args)
 
-    kpis = compute_kpis(
-        args.log,
-        since=args.since,
-        until=args.until,
-        by=args.by,
-        low_confidence=args.low_confidence,
-        rephrase_window_s=args.rephrase_window,
-        rephrase_similarity=args.rephrase_similarity,
-        rephrase_quick_s=args.rephrase_quick,
-        top_k=args.top,
-        engine=args.engine,
-        master=args.master,
-    )
+    with option_names(KPI_OPTIONS):
+        kpis = compute_kpis(
+            args.log,
+            since=args.since,
+            until=args.until,
+            by=args.by,
+            low_confidence=args.low_confidence,
+            rephrase_window_s=args.rephrase_window,
+            rephrase_similarity=args.rephrase_similarity,
+            rephrase_quick_s=args.rephrase_quick,
+            top_k=args.top,
+            engine=args.engine,
+            master=args.master,
+        )
     if args.json:
         print(json.dumps(kpis_to_json(kpis, log=args.log, engine=args.engine), ensure_ascii=False))
     else:
@@ -81,6 +95,10 @@ def cmd_log_generate(args: argparse.Namespace) -> int:
     from voxloop.nlu.evaluate import unknown_intents
 
     start = parse_day(args.start, key="--start") or date(2026, 11, 1)
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise ConfigError(
+            f"must be a confidence in [0, 1], got {args.threshold}", key="--threshold"
+        )
     if len(args.model) > 2:
         raise ConfigError("give one --model, or two for an A/B experiment", key="model")
     utterances = load_corpus(args.data).split(args.split)

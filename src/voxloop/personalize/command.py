@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from voxloop.errors import ConfigError
+from voxloop.errors import ConfigError, option_names
 from voxloop.log.command import add_log_range
 
 __all__ = ["register"]
@@ -33,19 +33,24 @@ def cmd_ope(args: argparse.Namespace) -> int:
             f"{', '.join(ESTIMATORS)}",
             key="--estimators",
         )
+    if args.default_reward is not None and not 0 <= args.default_reward <= 1:
+        raise ConfigError(f"must be in [0, 1], got {args.default_reward}", key="--default-reward")
     policy = load_policy(args.policy)
-    result, decisions = evaluate_log(
-        args.log,
-        policy,
-        since=args.since,
-        until=args.until,
-        default_reward=args.default_reward,
-        arm=args.arm,
-        estimators=estimators,
-        n_bootstrap=args.bootstrap,
-        level=args.level,
-        seed=args.seed,
-    )
+    options = {"since": "--since", "until": "--until", "n_bootstrap": "--bootstrap",
+               "level": "--level", "estimators": "--estimators"}  # fmt: skip
+    with option_names(options):
+        result, decisions = evaluate_log(
+            args.log,
+            policy,
+            since=args.since,
+            until=args.until,
+            default_reward=args.default_reward,
+            arm=args.arm,
+            estimators=estimators,
+            n_bootstrap=args.bootstrap,
+            level=args.level,
+            seed=args.seed,
+        )
     if args.json:
         out = {
             "policy": str(args.policy),
