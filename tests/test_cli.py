@@ -127,7 +127,7 @@ def test_train_refuses_refit_when_the_corpus_has_a_dev_split(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("torch")
-    argv = ["train", "--model-type", "transformer", "--data", "hass:en", "--out", "/tmp/no"]
+    argv = TRANSFORMER
     assert main([*argv, "--refit"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "voxloop: error: --refit: trains again on all of train when there is no dev split to "
@@ -211,6 +211,11 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
     assert json.dumps(stats).count("4478") >= 1
 
 
+# `voxloop train` of each model type, with an output folder that does not exist.
+TRAIN = ["train", "--data", "hass:en", "--out", "/nonexistent/out"]
+TRANSFORMER = [*TRAIN, "--model-type", "transformer"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -228,105 +233,39 @@ def test_data_stats_describes_a_corpus(datasets: Path, capsys: pytest.CaptureFix
             ["ope", "--log", "/nonexistent", "--policy", "/nonexistent", "--default-reward", "7"],
             "--default-reward: must be in [0, 1], got 7.0",
         ),
+        (["parse", "--model", "/nonexistent/model", "hi"], "no such model directory"),
         (["train", "--data", "hass:en", "--out", "/proc/voxloop"], "cannot write /proc/voxloop"),
         (
-            ["train", "--model-type", "transformer", "--data", "hass:en", "--out", "/tmp/no"]
-            + ["--epochs", "0"],
-            "--epochs: must be at least 1, not 0",
-        ),
-        (
-            ["train", "--model-type", "transformer", "--data", "hass:en", "--out", "/tmp/no"]
-            + ["--layers", "2", "--freeze-layers", "3"],
-            "--freeze-layers: 3 frozen of 2 layers kept",
-        ),
-        (["parse", "--model", "/nonexistent/model", "hi"], "no such model directory"),
-        (
-            [
-                "train",
-                "--data",
-                "hass:en",
-                "--out",
-                "/nonexistent/out",
-                "--teacher",
-                "m",
-                "--epochs",
-                "2",
-            ],
+            [*TRAIN, "--teacher", "m", "--epochs", "2"],
             "--epochs, --teacher apply only to --model-type transformer",
         ),
         (
-            [
-                "train",
-                "--data",
-                "hass:en",
-                "--out",
-                "/nonexistent/out",
-                "--model-type",
-                "transformer",
-            ]
-            + ["--sentence-encoder", "use"],
+            [*TRANSFORMER, "--sentence-encoder", "use"],
             "--sentence-encoder applies only to --model-type classical",
         ),
+        ([*TRAIN, "--crf"], "--crf applies only to --model-type transformer"),
         (
-            ["train", "--data", "hass:en", "--out", "/nonexistent/out", "--crf"],
-            "--crf applies only to --model-type transformer",
-        ),
-        (
-            [
-                "train",
-                "--data",
-                "hass:en",
-                "--out",
-                "/nonexistent/out",
-                "--model-type",
-                "transformer",
-            ]
-            + ["--crf", "--teacher", "m"],
+            [*TRANSFORMER, "--crf", "--teacher", "m"],
             "--crf: a CRF slot head cannot be distilled from teachers",
         ),
         (
-            [
-                "train",
-                "--data",
-                "hass:en",
-                "--out",
-                "/nonexistent/out",
-                "--model-type",
-                "transformer",
-            ]
-            + ["--distill-weight", "0.3"],
+            [*TRANSFORMER, "--distill-weight", "0.3"],
             "--distill-weight: weighs the teachers' targets: give --teacher DIR",
         ),
         (
-            [
-                "train",
-                "--data",
-                "hass:en",
-                "--out",
-                "/nonexistent/out",
-                "--model-type",
-                "transformer",
-            ]
-            + ["--teacher", "m", "--distill-weight", "2"],
+            [*TRANSFORMER, "--teacher", "m", "--distill-weight", "2"],
             "--distill-weight: must be between 0 and 1, not 2.0",
         ),
         (
-            [
-                "train",
-                "--data",
-                "hass:en",
-                "--out",
-                "/nonexistent/out",
-                "--model-type",
-                "transformer",
-            ]
-            + ["--substitute-slots", "-1"],
+            [*TRANSFORMER, "--substitute-slots", "-1"],
             "--substitute-slots: must be 0 or more, not -1",
         ),
+        ([*TRANSFORMER, "--epochs", "0"], "--epochs: must be at least 1, not 0"),
         (
-            ["train", "--data", "hass:en", "--out", "/nonexistent/out", "--dev-split", "nope"],
-            "--dev-split: no split 'nope' (the corpus has: ",
+            [*TRANSFORMER, "--layers", "2", "--freeze-layers", "3"],
+            "--freeze-layers: 3 frozen of 2 layers kept",
         ),
+        ([*TRAIN, "--dev-split", "nope"], "--dev-split: no split 'nope' (the corpus has: "),
     ],
 )
 def test_user_mistakes_print_one_line_and_exit_1(
