@@ -111,6 +111,7 @@ BAD_ROWS = [
     ('{"text": " \\t "}', "[text]: empty text"),
     ('{"text": "hi", "intent": 3}', "[intent]: 'intent' must be a string or null, got int"),
     ('{"text": "hi", "locale": null}', "[locale]: 'locale' must be a non-empty string"),
+    ('{"text": "hi", "locale": "xx_garbage!!"}', "must be a language tag like en-US, got"),
     ('{"text": "hi", "split": ""}', "[split]: 'split' must be a non-empty string"),
     ('{"text": "hi", "slots": {}}', "[slots]: 'slots' must be a list, got dict"),
     ('{"text": "hi", "slots": [3]}', "[slots[0]]: slots[0] must be an object"),

@@ -16,6 +16,7 @@ are overlapping slots. Slots are kept sorted by offset.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = ["DEFAULT_SPLIT", "JSONL_KEYS", "SLOT_KEYS", "read_jsonl", "write_json
 
 DEFAULT_SPLIT = "all"
 JSONL_KEYS = ("text", "intent", "domain", "locale", "id", "split", "slots")
+# A BCP 47 language tag's shape: a language, then subtags (en, en-US, zh-Hant-TW, de_DE).
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 SLOT_KEYS = ("start", "end", "label", "value")
 
 
@@ -123,6 +126,8 @@ def _parse_row(raw: str, file: Path, line: int) -> tuple[str, Utterance]:
     locale = obj.get("locale", DEFAULT_LOCALE)
     if not isinstance(locale, str) or not locale.strip():
         raise fail(f"'locale' must be a non-empty string, got {_kind(locale)}", "locale")
+    if not _LANGUAGE_TAG.match(locale):
+        raise fail(f"'locale' must be a language tag like en-US, got {locale[:40]!r}", "locale")
     split = obj.get("split", DEFAULT_SPLIT)
     if not isinstance(split, str) or not split.strip():
         raise fail(f"'split' must be a non-empty string, got {_kind(split)}", "split")
