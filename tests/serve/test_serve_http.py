@@ -209,6 +209,16 @@ def test_a_port_outside_1_to_65535_is_refused_before_the_server_starts(
     assert "1-65535" in line or "tcp://HOST:PORT" in line
 
 
+def test_speech_options_without_a_recognizer_are_refused_not_ignored(models: Models) -> None:
+    command = [sys.executable, "-m", "voxloop", "serve", "--model", str(models.v1),
+               "--port", "1", "--speech-bias", "hass:en", "--max-audio-seconds", "5"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "voxloop: error: --speech-bias, --max-audio-seconds: only with --recognizer"
+    )
+
+
 def test_bad_input_loses_nothing_and_the_server_keeps_serving(
     server: Server, client: httpx.Client
 ) -> None:

@@ -277,8 +277,20 @@ def add_speech_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def speech_from_args(args: argparse.Namespace, service: Service) -> SpeechEndpoint | None:
-    """The `SpeechEndpoint` the options ask for (None without ``--recognizer``)."""
+    """The `SpeechEndpoint` the options ask for (None without ``--recognizer``, whose
+    options are then refused rather than ignored)."""
     if not getattr(args, "recognizer", None):
+        given = [
+            option
+            for option, value, default in (
+                ("--speech-bias", args.speech_bias, None),
+                ("--max-audio-seconds", args.max_audio_seconds, 30.0),
+                ("--max-audio-bytes", args.max_audio_bytes, 8 * 1024 * 1024),
+            )
+            if value != default
+        ]
+        if given:
+            raise ConfigError("only with --recognizer", key=", ".join(given))
         return None
     for key in ("max_audio_seconds", "max_audio_bytes"):
         if not getattr(args, key) > 0:
