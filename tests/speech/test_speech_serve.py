@@ -161,3 +161,34 @@ def test_wyoming_audio_beyond_the_limit_is_an_error_not_a_buffer(server: Server)
     answer, _ = asyncio.run(speak_wyoming(server, pcm, chunk=32000))
     assert Error.is_type(answer.type)
     assert "longer than 10 s" in Error.from_event(answer).text
+
+
+async def send_audio_events(server: Server, events: list[Event]) -> list[Event]:
+    """Send ``events`` then ``describe``; the answers to both (the connection stays up)."""
+    assert server.wyoming_port is not None
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port, read_timeout=60) as c:
+        for event in events:
+            await c.write_event(event)
+        first = await c.read_event()
+        await c.write_event(Describe().event())
+        second = await c.read_event()
+    assert first is not None and second is not None
+    return [first, second]
+
+
+@pytest.mark.parametrize(
+    "start, message",
+    [
+        (Event("audio-start", {"rate": "fast", "width": 2, "channels": 1}), "audio rate must be"),
+        (Event("audio-start", {"rate": 16000, "width": 3, "channels": 1}), "audio width must be"),
+        (Event("audio-start", {"rate": 16000, "width": 2, "channels": 0}), "channels must be"),
+        (Event("audio-start", {"width": 2, "channels": 1}), "audio-start needs the field 'rate'"),
+        (Event("audio-chunk", {"rate": 16000, "width": 2}), "audio-chunk needs the field"),
+    ],
+)
+def test_a_malformed_audio_event_is_an_error_event(
+    server: Server, start: Event, message: str
+) -> None:
+    answer, info = asyncio.run(send_audio_events(server, [start]))
+    assert Error.is_type(answer.type) and message in Error.from_event(answer).text, answer
+    assert Info.is_type(info.type)  # the server and the connection are still there

@@ -214,6 +214,15 @@ class AudioBuffer:
         self.active = False
 
     def start(self, rate: int, width: int, channels: int) -> None:
+        def whole(value: object, low: int, high: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+        if not whole(rate, 1000, 384_000):
+            raise BadRequest(422, f"audio rate must be 1000-384000 Hz, got {rate!r}")
+        if not whole(width, 1, 4) or width == 3:
+            raise BadRequest(422, f"audio width must be 1, 2 or 4 bytes, got {width!r}")
+        if not whole(channels, 1, 16):
+            raise BadRequest(422, f"audio channels must be 1-16, got {channels!r}")
         self.rate, self.width, self.channels = rate, width, channels
         self.chunks, self.size, self.overflowed, self.active = [], 0, False, True
 

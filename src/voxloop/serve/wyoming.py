@@ -127,6 +127,14 @@ async def read_event(reader: asyncio.StreamReader, max_data: int, max_payload: i
     return Event(type=kind, data=data, payload=payload)
 
 
+def _audio_event(kind: Any, event: Event) -> Any:
+    """``kind.from_event(event)``, a missing field a `BadRequest` naming it."""
+    try:
+        return kind.from_event(event)
+    except KeyError as e:
+        raise BadRequest(422, f"{event.type} needs the field {e.args[0]!r}") from None
+
+
 def describe(service: Service, speech: SpeechEndpoint | None = None) -> Info:
     """The ``info`` answer: the intents of the active model, one `IntentModel` each (and an
     ASR program when the server has a recognizer)."""
@@ -252,11 +260,11 @@ class IntentHandler(AsyncEventHandler):
                 self.audio.active = False
                 return None
             if AudioStart.is_type(event.type):
-                start = AudioStart.from_event(event)
+                start = _audio_event(AudioStart, event)
                 self.audio.start(start.rate, start.width, start.channels)
                 return None
             if AudioChunk.is_type(event.type):
-                chunk = AudioChunk.from_event(event)
+                chunk = _audio_event(AudioChunk, event)
                 self.audio.add(chunk.audio or b"", chunk.rate, chunk.width, chunk.channels)
                 return None
             if self.audio.overflowed:
