@@ -157,7 +157,7 @@ def test_report_writes_one_page_with_charts(
         (["kpi", "--by", "text"], "cannot slice by 'text'"),
         (["kpi", "--since", "yesterday"], "'yesterday' is not a day"),
         (["kpi", "--since", "2026-11-22", "--until", "2026-11-20"], "is after until"),
-        (["kpi", "--rephrase-similarity", "2"], "--rephrase-similarity: must be a number in [0, 1]"),
+        (["kpi", "--rephrase-similarity", "2"], "--rephrase-similarity: must be a number in"),
     ],
     ids=["bad-sql", "unknown-column", "bad-by", "bad-day", "empty-range", "bad-threshold"],
 )
