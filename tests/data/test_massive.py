@@ -147,6 +147,7 @@ def test_massive_rejects_an_annotation_whose_words_differ_from_utt(tmp_path: Pat
     [
         (row(intent=...), "[intent]: missing field 'intent'"),
         (row(partition=None), "[partition]: null field 'partition'"),
+        (row(partition="tset"), "[partition]: 'partition' must be train, dev or test, got 'tset'"),
         (row(utt=7), "[utt]: 'utt' must be a string, got int"),
         (row(utt="  ", annot_utt="  "), "[utt]: 'utt' is empty"),
         (row(annot_utt="wake me up at [time five am] this week"), "[annot_utt]: slot at column 15"),

@@ -33,6 +33,7 @@ from voxloop.schema import Utterance
 __all__ = ["read_massive"]
 
 _FIELDS = ("id", "locale", "partition", "scenario", "intent", "utt", "annot_utt")
+_PARTITIONS = ("train", "dev", "test")  # the official splits; another name is a typo
 
 
 def read_massive(
@@ -90,6 +91,13 @@ def _check_locales(wanted: Sequence[str], available: set[str], where: Path) -> N
 
 def _utterance(obj: dict[str, Any], file: Path, line: int) -> tuple[Utterance, str]:
     values = {key: get_str(obj, key, file=file, line=line) for key in _FIELDS}
+    if values["partition"] not in _PARTITIONS:
+        raise DataError(
+            f"'partition' must be train, dev or test, got {values['partition'][:40]!r}",
+            file=file,
+            line=line,
+            field="partition",
+        )
     annotated_text, spans = parse_annotation(
         values["annot_utt"], file=file, line=line, field="annot_utt"
     )
