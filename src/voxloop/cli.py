@@ -256,9 +256,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     locale = resolve_locale(args.locale, model_locales(manifest), default_locale(manifest))
     texts = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     for i, text in enumerate(texts, 1):
-        if (
-            not text.strip()
-        ):  # as the server answers 422: nothing was said, so nothing to understand
+        # as the server answers 422: nothing was said, so nothing to understand
+        if not text.strip():
             raise ConfigError(f"text {i} is empty or only whitespace")
         try:
             text.encode("utf-8")

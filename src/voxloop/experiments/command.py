@@ -9,7 +9,8 @@ import argparse
 import json
 from typing import Any
 
-from voxloop.log.command import add_log_range
+from voxloop.errors import option_names
+from voxloop.log.command import LOG_RANGE_OPTIONS, add_log_range
 
 __all__ = ["register"]
 
@@ -23,15 +24,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     names = [args.experiment] if args.experiment else [e.name for e in config.experiments]
     results = []
     for name in names:
-        analysis = analyze_log(
-            args.log,
-            config[name],
-            since=args.since,
-            until=args.until,
-            pre_days=args.pre_days,
-            engine=args.engine,
-            master=args.master,
-        )
+        with option_names(LOG_RANGE_OPTIONS):
+            analysis = analyze_log(
+                args.log,
+                config[name],
+                since=args.since,
+                until=args.until,
+                pre_days=args.pre_days,
+                engine=args.engine,
+                master=args.master,
+            )
         results.append(analysis)
     if args.json:
         print(json.dumps([a.to_dict() for a in results], ensure_ascii=False, indent=2))

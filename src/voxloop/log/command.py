@@ -16,13 +16,13 @@ from typing import Any
 from voxloop.errors import ConfigError, option_names
 from voxloop.privacy.command import add_dp_options, register_log_commands
 
-__all__ = ["add_log_range", "register"]
+__all__ = ["KPI_OPTIONS", "LOG_RANGE_OPTIONS", "add_log_range", "register"]
 
-
-# The parameter behind each `voxloop kpi` option, for its errors.
+# The library parameter behind each option, for its errors (`voxloop.errors.option_names`):
+# the day range of every command that takes `add_log_range`, and `voxloop kpi`'s options.
+LOG_RANGE_OPTIONS = {"since": "--since", "until": "--until"}
 KPI_OPTIONS = {
-    "since": "--since",
-    "until": "--until",
+    **LOG_RANGE_OPTIONS,
     "by": "--by",
     "low_confidence": "--low-confidence",
     "rephrase_window_s": "--rephrase-window",
@@ -137,8 +137,9 @@ def cmd_log_generate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from voxloop.report.html import write_report
 
-    path = write_report(args.log, args.out, since=args.since, until=args.until,
-                        engine=args.engine, experiments=args.experiments)  # fmt: skip
+    with option_names(LOG_RANGE_OPTIONS):
+        path = write_report(args.log, args.out, since=args.since, until=args.until,
+                            engine=args.engine, experiments=args.experiments)  # fmt: skip
     print(f"wrote {path}")
     return 0
 

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from voxloop.errors import ConfigError, option_names
-from voxloop.log.command import add_log_range
+from voxloop.log.command import LOG_RANGE_OPTIONS, add_log_range
 
 __all__ = ["register"]
 
@@ -36,8 +36,8 @@ def cmd_ope(args: argparse.Namespace) -> int:
     if args.default_reward is not None and not 0 <= args.default_reward <= 1:
         raise ConfigError(f"must be in [0, 1], got {args.default_reward}", key="--default-reward")
     policy = load_policy(args.policy)
-    options = {"since": "--since", "until": "--until", "n_bootstrap": "--bootstrap",
-               "level": "--level", "estimators": "--estimators"}  # fmt: skip
+    options = {**LOG_RANGE_OPTIONS, "n_bootstrap": "--bootstrap", "level": "--level",
+               "estimators": "--estimators"}  # fmt: skip
     with option_names(options):
         result, decisions = evaluate_log(
             args.log,

@@ -120,7 +120,8 @@ def add_dp_options(kpi: argparse.ArgumentParser) -> None:
 
 
 def cmd_dp_kpi(args: argparse.Namespace) -> int:
-    from voxloop.errors import ConfigError
+    from voxloop.errors import ConfigError, option_names
+    from voxloop.log.command import KPI_OPTIONS  # not at the top: it imports this module
     from voxloop.privacy.dp import DpOptions, dp_kpis, format_dp_kpis
 
     if getattr(args, "engine", "duckdb") != "duckdb":
@@ -132,15 +133,16 @@ def cmd_dp_kpi(args: argparse.Namespace) -> int:
         mechanism=args.dp_mechanism,
         max_turns_per_user=args.dp_max_turns,
     )
-    result = dp_kpis(
-        args.log,
-        options,
-        by=args.by,
-        since=args.since,
-        until=args.until,
-        low_confidence=args.low_confidence,
-        budget=args.dp_budget,
-        seed=args.dp_seed,
-    )
+    with option_names(KPI_OPTIONS):
+        result = dp_kpis(
+            args.log,
+            options,
+            by=args.by,
+            since=args.since,
+            until=args.until,
+            low_confidence=args.low_confidence,
+            budget=args.dp_budget,
+            seed=args.dp_seed,
+        )
     print(json.dumps(result, ensure_ascii=False) if args.json else format_dp_kpis(result))
     return 0
