@@ -23,21 +23,16 @@ def _number(value: float) -> float | None:
 def cmd_ope(args: argparse.Namespace) -> int:
     from voxloop.personalize.bandits import load_policy
     from voxloop.personalize.from_log import evaluate_log
-    from voxloop.personalize.ope import ESTIMATORS
+    from voxloop.personalize.ope import check_estimators
 
     estimators = [e.strip() for e in args.estimators.split(",")] if args.estimators else None
-    unknown = [e for e in estimators or () if e not in ESTIMATORS]
-    if unknown:
-        raise ConfigError(
-            f"unknown estimator {', '.join(map(repr, unknown))}; choose from "
-            f"{', '.join(ESTIMATORS)}",
-            key="--estimators",
-        )
+    options = {**LOG_RANGE_OPTIONS, "n_bootstrap": "--bootstrap", "level": "--level",
+               "estimators": "--estimators"}  # fmt: skip
+    with option_names(options):
+        check_estimators(estimators or ())  # before the policy and the log are read
     if args.default_reward is not None and not 0 <= args.default_reward <= 1:
         raise ConfigError(f"must be in [0, 1], got {args.default_reward}", key="--default-reward")
     policy = load_policy(args.policy)
-    options = {**LOG_RANGE_OPTIONS, "n_bootstrap": "--bootstrap", "level": "--level",
-               "estimators": "--estimators"}  # fmt: skip
     with option_names(options):
         result, decisions = evaluate_log(
             args.log,

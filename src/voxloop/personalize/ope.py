@@ -44,6 +44,7 @@ __all__ = [
     "LoggedFeedback",
     "OffPolicyEvaluation",
     "RidgeRewardModel",
+    "check_estimators",
     "effective_sample_size",
     "evaluate",
     "evaluate_policy",
@@ -170,6 +171,17 @@ def effective_sample_size(weights: np.ndarray) -> float:
     return float(w.sum()) ** 2 / sq if sq > 0 else 0.0
 
 
+def check_estimators(names: Sequence[str]) -> None:
+    """Refuse estimator names that are not in `ESTIMATORS`, naming them and the choices."""
+    unknown = [name for name in names if name not in ESTIMATORS]
+    if unknown:
+        raise ConfigError(
+            f"unknown estimator {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(ESTIMATORS)}",
+            key="estimators",
+        )
+
+
 def evaluate(
     log: LoggedFeedback,
     estimators: Sequence[str] | None = None,
@@ -186,12 +198,8 @@ def evaluate(
     if estimators is None:
         estimators = [e for e in ESTIMATORS if log.predictions is not None or e not in _MODEL_BASED]
     names = list(estimators)
+    check_estimators(names)
     for name in names:
-        if name not in ESTIMATORS:
-            raise ConfigError(
-                f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}",
-                key="estimators",
-            )
         if name in _MODEL_BASED and log.predictions is None:
             raise ConfigError(f"{name!r} needs reward-model predictions", key="estimators")
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:

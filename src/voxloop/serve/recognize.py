@@ -272,14 +272,14 @@ def add_speech_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-audio-seconds",
         type=float,
-        default=30.0,
+        default=SpeechLimits.max_seconds,
         metavar="SECONDS",
         help="longest audio clip (default: %(default)s)",
     )
     p.add_argument(
         "--max-audio-bytes",
         type=int,
-        default=8 * 1024 * 1024,
+        default=SpeechLimits.max_bytes,
         metavar="N",
         help="largest audio body (default: %(default)s)",
     )
@@ -293,8 +293,8 @@ def speech_from_args(args: argparse.Namespace, service: Service) -> SpeechEndpoi
             option
             for option, value, default in (
                 ("--speech-bias", args.speech_bias, None),
-                ("--max-audio-seconds", args.max_audio_seconds, 30.0),
-                ("--max-audio-bytes", args.max_audio_bytes, 8 * 1024 * 1024),
+                ("--max-audio-seconds", args.max_audio_seconds, SpeechLimits.max_seconds),
+                ("--max-audio-bytes", args.max_audio_bytes, SpeechLimits.max_bytes),
             )
             if value != default
         ]
