@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -284,7 +285,12 @@ def test_health_readiness_metrics_and_openapi(server: Server, client: httpx.Clie
         "/admin/models",
         "/admin/models/{version}/activate",
     } <= set(document["paths"])
-    assert "swagger" in httpx.get(server.url + "/docs").text.lower()
+    # /docs works offline: no script, nothing fetched from another host
+    page = httpx.get(server.url + "/docs").text
+    assert "<script" not in page and "://" not in page
+    assert all(f"<code>{html.escape(path)}</code>" in page for path in document["paths"])
+    text_limit = document["components"]["schemas"]["ParseRequest"]["properties"]["text"]
+    assert f"maxLength {text_limit['maxLength']}" in page
 
 
 def test_unknown_routes_and_methods_answer_json(server: Server) -> None:

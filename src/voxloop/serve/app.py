@@ -22,9 +22,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxloop.serve.auth import ApiKeys
+from voxloop.serve.docs_page import docs_page
 from voxloop.serve.jsonresponse import REFUSED, RETRY_AFTER, JSONResponse, error, refusal
 from voxloop.serve.metrics import Metrics
-from voxloop.serve.openapi import DOCS_HTML, openapi_document
+from voxloop.serve.openapi import openapi_document
 from voxloop.serve.payloads import (
     BadRequest,
     ParseRequest,
@@ -181,12 +182,13 @@ def create_app(
         )
 
     document = openapi_document(limits)
+    page = docs_page(document)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
 
     async def docs(request: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
+        return HTMLResponse(page)
 
     # --- admin ----------------------------------------------------------------------
     def admin(

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the HTTP API (served at ``/openapi.json``) and a docs page.
+"""The OpenAPI 3.1 document of the HTTP API (served at ``/openapi.json``; ``/docs`` renders it).
 
 Written by hand beside `payloads` (which validates the same shapes); a test checks that
 every route of the app is documented here.
@@ -11,7 +11,7 @@ from typing import Any
 from voxloop import __version__
 from voxloop.serve.payloads import Limits
 
-__all__ = ["DOCS_HTML", "openapi_document"]
+__all__ = ["openapi_document"]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -33,6 +33,8 @@ _ERRORS = {
 }
 _ADMIN_ERRORS = {k: _ERRORS[k] for k in ("400", "401", "403", "422")}
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+_API_KEY = "Needs the API key when the server has one (serve --api-key-env)."
+_ADMIN_KEY = "Needs the admin key (serve --admin-key-env); a server without one answers 403."
 
 
 def _schemas(limits: Limits) -> dict[str, Any]:
@@ -263,6 +265,7 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
         errors: dict[str, Any],
         secure: bool = True,
         code: str = "200",
+        admin: bool = False,
     ) -> dict[str, Any]:
         op: dict[str, Any] = {
             "summary": summary,
@@ -274,6 +277,7 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
         }
         if secure:
             op["security"] = _SECURITY
+            op["description"] = _ADMIN_KEY if admin else _API_KEY
         return {"post": op}
 
     def get(summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -307,6 +311,7 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
             "post": {
                 "summary": "Recognise speech (a WAV, FLAC or OGG body), parse the transcript and "
                 "log it as a turn (channel speech). Only with voxloop serve --recognizer.",
+                "description": _API_KEY,
                 "security": _SECURITY,
                 "parameters": [
                     {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
@@ -348,6 +353,7 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
         "/admin/models": {
             "get": {
                 "summary": "Loaded model versions",
+                "description": _ADMIN_KEY,
                 "security": _SECURITY,
                 "responses": {"200": models_list, **_ADMIN_ERRORS},
             },
@@ -357,11 +363,13 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
                 _json(_ref("Model"), "Loaded"),
                 {**_ADMIN_ERRORS, "409": _json(_ref("Error"), "Version conflict")},
                 code="201",
+                admin=True,
             ),
         },
         "/admin/models/{version}/activate": {
             "post": {
                 "summary": "Send new traffic to a loaded version (no request fails)",
+                "description": _ADMIN_KEY,
                 "security": _SECURITY,
                 "parameters": [
                     {
@@ -381,6 +389,7 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
         "/admin/models/{version}": {
             "delete": {
                 "summary": "Unload a version that is not active",
+                "description": _ADMIN_KEY,
                 "security": _SECURITY,
                 "parameters": [
                     {
@@ -418,13 +427,3 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
         },
     }
 
-
-DOCS_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>voxloop API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-<noscript>The API description is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-</body></html>
-"""
