@@ -124,18 +124,21 @@ def test_a_quick_retry_after_an_unsure_turn_is_a_rephrase(tmp_path: Path) -> Non
         w.append_turn(turn(5, "set an alarm for nine am", at=215))  # 15 s: too slow
         w.append_turn(turn(6, "volume up", at=300, intent=None, confidence=0.2))
         w.append_turn(turn(7, "what time is it", at=303))  # no overlap: another request
+        # two requests of another user at the same instant: a quick retry, unless turned off
+        w.append_turn(turn(8, "wake me at ten", at=400, user="u2", intent=None, confidence=0.2))
+        w.append_turn(turn(9, "set an alarm for ten am", at=400, user="u2"))
     from voxloop.log.generate import trigram_similarity
 
     assert 0.05 <= trigram_similarity("wake me at seven", "set an alarm for seven am") < 0.2
     engine = LogStore(tmp_path).engine()
     compute_kpis(engine, tables=["summary"])
     flagged = engine.sql("SELECT turn_id FROM turn_facts WHERE rephrased = 1").column(0)
-    assert flagged.to_pylist() == ["t000"]
+    assert flagged.to_pylist() == ["t000", "t008"]
     compute_kpis(engine, tables=["summary"], rephrase_quick_s=0)
     assert engine.sql("SELECT SUM(rephrased) FROM turn_facts").column(0)[0].as_py() == 0
     compute_kpis(engine, tables=["summary"], rephrase_quick_s=20)
     flagged = engine.sql("SELECT turn_id FROM turn_facts WHERE rephrased = 1 ORDER BY 1")
-    assert flagged.column(0).to_pylist() == ["t000", "t004"]
+    assert flagged.column(0).to_pylist() == ["t000", "t004", "t008"]
 
 
 def test_ratings_are_read_on_the_one_scale(tmp_path: Path) -> None:

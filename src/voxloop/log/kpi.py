@@ -156,7 +156,9 @@ class KpiOptions:
             "window_s": _decimal(self.rephrase_window_s),
             "window_us": str(round(self.rephrase_window_s * 1_000_000)),
             "quick_s": _decimal(self.rephrase_quick_s),
-            "quick_us": str(round(self.rephrase_quick_s * 1_000_000)),
+            # 0 s turns the quick retry off: -1 µs, as a gap of 0 (two turns of one user at
+            # the same instant) would still pass "gap <= 0"
+            "quick_us": str(round(self.rephrase_quick_s * 1_000_000) or -1),
             "quick_similarity": _decimal(self.rephrase_quick_similarity),
             "max_chars": str(MAX_CHARS),
             "top_k": str(self.top_k),
