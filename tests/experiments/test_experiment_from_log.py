@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date
+import shutil
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from voxloop.experiments import loads_config
 from voxloop.experiments.from_log import analyze_log
 from voxloop.log.generate import ModelArm, generate_log
 from voxloop.log.store import LogStore
+from voxloop.log.writer import LogWriter
 from voxloop.nlu.classical import ClassicalParser
+from voxloop.schema import Parse, Turn
 
 CONFIG = """
 version = 1
@@ -107,6 +110,21 @@ def test_the_defect_rate_is_defects_over_turns_per_arm(ab_log: Path) -> None:
         row = analysis.result.metric("defect_rate", "treatment")
         mean = row.control_mean if arm["arm"] == "control" else row.treatment_mean
         assert mean == pytest.approx(arm["defect_rate"], rel=1e-9)
+
+
+def test_turns_logged_without_an_arm_are_left_out_and_counted(ab_log: Path, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    shutil.copytree(ab_log, log)
+    at = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    parse = Parse("lights on", None, 0.1, (), ())
+    lost = Turn("armless-1", at, "lights on", parse, "weak", user_id="u-new", experiment="model")
+    with LogWriter(log) as writer:
+        writer.append_turn(lost)
+    config = loads_config(CONFIG.replace("cuped = true", ""))["model"]
+    before = analyze_log(ab_log, config)
+    after = analyze_log(log, config)
+    assert after.armless_turns == 1 and before.armless_turns == 0
+    assert after.users == before.users and after.result == before.result
 
 
 def test_unknown_or_mistyped_metrics_are_named() -> None:

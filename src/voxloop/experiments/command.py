@@ -11,6 +11,7 @@ from typing import Any
 
 from voxloop.errors import option_names
 from voxloop.log.command import LOG_RANGE_OPTIONS, add_log_range
+from voxloop.log.kpi import counted
 
 __all__ = ["register"]
 
@@ -44,6 +45,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(
                 f"note: {analysis.mixed_users} user(s) were logged under more than one arm "
                 "and are left out (did the experiment file change mid-test?)"
+            )
+        if analysis.armless_turns:
+            print(
+                f"note: left out {counted(analysis.armless_turns, 'turn')} of the experiment "
+                "logged without an arm"
             )
         print()
     return 0

@@ -8,7 +8,8 @@ CUPED metrics the same value over the pre-period before ``since`` — and
 `sufficient_statistics_sql` reduces it to per-arm sums; the analysis never sees a user.
 
 Users logged under more than one arm (the experiment file changed mid-test) are left out
-and counted in ``LogAnalysis.mixed_users``; a high count is itself a finding.
+and counted in ``LogAnalysis.mixed_users``; turns logged with the experiment but no arm are
+left out and counted in ``LogAnalysis.armless_turns``; a high count is itself a finding.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class LogAnalysis:
     mixed_users: int
     since: date | None
     until: date | None
+    armless_turns: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +95,7 @@ class LogAnalysis:
             "log": {
                 "users": self.users,
                 "mixed_users": self.mixed_users,
+                "armless_turns": self.armless_turns,
                 "since": self.since.isoformat() if self.since else None,
                 "until": self.until.isoformat() if self.until else None,
             },
@@ -125,6 +128,12 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _exposed_turns(config: ExperimentConfig, since: date | None) -> str:
+    """The condition on ``turn_facts`` of the turns logged in ``config``'s experiment."""
+    window = f" AND day >= DATE {_quote(since.isoformat())}" if since is not None else ""
+    return f"experiment = {_quote(config.name)}{window}"
+
+
 def per_user_sql(config: ExperimentConfig, *, since: date | None = None) -> str:
     """The per-user table of ``config`` over ``turn_facts``: ``user_id, arm, arms`` and one
     column per metric value (``name``, or ``name_numerator``/``name_denominator``, and
@@ -143,10 +152,9 @@ def per_user_sql(config: ExperimentConfig, *, since: date | None = None) -> str:
             if metric.cuped:
                 pre_columns.append(f"{m.value} AS {metric.name}_pre")
                 outer.append(f"COALESCE(p.{metric.name}_pre, 0) AS {metric.name}_pre")
-    window = f" AND day >= DATE {_quote(since.isoformat())}" if since is not None else ""
     exposed = (
         f"SELECT {', '.join(columns)} FROM turn_facts "
-        f"WHERE experiment = {_quote(config.name)} AND user_id IS NOT NULL{window} "
+        f"WHERE {_exposed_turns(config, since)} AND arm <> '(none)' AND user_id IS NOT NULL "
         "GROUP BY user_id"
     )
     if len(pre_columns) == 1:
@@ -196,6 +204,11 @@ def analyze_log(
         db.materialize("experiment_users", table)
         mixed = db.sql("SELECT COUNT(*) AS n FROM experiment_users WHERE arms > 1")
         mixed_users = int(mixed.column("n")[0].as_py() or 0)
+        armless = db.sql(
+            "SELECT COUNT(*) AS n FROM turn_facts "
+            f"WHERE {_exposed_turns(config, start)} AND arm = '(none)'"
+        )
+        armless_turns = int(armless.column("n")[0].as_py() or 0)
         clean = "(SELECT * FROM experiment_users WHERE arms = 1) u"
         rows = db.sql(sufficient_statistics_sql(config, clean)).to_pylist()
     finally:
@@ -205,4 +218,4 @@ def analyze_log(
     users = {r["arm"]: int(r["n"]) for r in rows}
     users = {arm: users.get(arm, 0) for arm in config.arm_names}
     result = analyze(stats, config, users=users)
-    return LogAnalysis(result, sum(users.values()), mixed_users, start, end)
+    return LogAnalysis(result, sum(users.values()), mixed_users, start, end, armless_turns)
