@@ -170,6 +170,11 @@ def test_a_zero_control_mean_falls_back_to_the_absolute_difference():
     assert crashes.difference == "absolute" and "control mean is 0" in crashes.note
     assert crashes.outcome == "worse"
     assert result.verdict == "do_not_ship"
+    # the report marks the one lift that is not relative like the rest
+    (line,) = [x for x in format_result(result).splitlines() if x.startswith("crashes")]
+    assert "+0.0075 [" in line and "] (absolute)" in line
+    (line,) = [x for x in format_result(result).splitlines() if x.startswith("success")]
+    assert "absolute" not in line
 
 
 def test_missing_pre_period_for_a_cuped_metric_is_a_data_error():
@@ -297,3 +302,12 @@ def test_to_json_is_strict_json_with_every_field():
     for row in data["metrics"]:
         for key in ("estimate", "ci_low", "ci_high", "p_value", "chance_to_win"):
             assert row[key] is None or math.isfinite(row[key])
+
+
+def test_a_p_value_below_the_smallest_float_is_not_printed_as_zero():
+    arms = {"A": {"success": Proportion(100_000, 10_000)},
+            "B": {"success": Proportion(100_000, 60_000)}}  # fmt: skip
+    result = analyze(arms, config((Metric("success", "proportion", role="primary"),)))
+    assert result.metric("success", "B").p_value == 0.0  # underflow
+    (line,) = [x for x in format_result(result).splitlines() if x.startswith("success")]
+    assert "< 1e-300" in line and " 0 " not in line

@@ -354,14 +354,16 @@ def _number(value: float) -> str:
     return f"{value:+.4g}"
 
 
-def _lift_text(row: MetricResult) -> str:
+def _lift_text(row: MetricResult, difference: str) -> str:
+    """The row's lift and interval; marked when it is not the analysis' ``difference``
+    (a relative lift over a control mean of 0 falls back to the absolute one)."""
     if row.estimate is None:
         return "n/a"
     fmt = _percent if row.difference == "relative" else _number
     text = fmt(row.estimate)
     if row.ci_low is not None and row.ci_high is not None:
         text += f" [{fmt(row.ci_low)}, {fmt(row.ci_high)}]"
-    return text
+    return text if row.difference == difference else f"{text} ({row.difference})"
 
 
 def _p_text(p: float) -> str:
@@ -382,7 +384,9 @@ def _evidence(row: MetricResult, settings: AnalysisSettings) -> str:
 
 def _describe(row: MetricResult, settings: AnalysisSettings) -> str:
     evidence = _evidence(row, settings)
-    return f"{row.metric} {_lift_text(row)}" + (f" ({evidence})" if evidence else "")
+    return f"{row.metric} {_lift_text(row, settings.difference)}" + (
+        f" ({evidence})" if evidence else ""
+    )
 
 
 def _arm_verdict(arm: str, rows: list[MetricResult], settings: AnalysisSettings) -> ArmVerdict:
@@ -592,13 +596,13 @@ def format_result(result: ExperimentResult) -> str:
         p = row.p_value_adjusted if row.p_value_adjusted is not None else row.p_value
         table.append(
             (
-                row.metric,
+                row.metric + ("*" if row.theta is not None else ""),
                 row.arm,
                 row.role,
                 f"{row.control_mean:.4g}" if row.control_mean is not None else "-",
                 f"{row.treatment_mean:.4g}" if row.treatment_mean is not None else "-",
-                _lift_text(row),
-                f"{p:.3g}" if p is not None else "-",
+                _lift_text(row, settings.difference),
+                "-" if p is None else f"{p:.3g}" if p > 0 else "< 1e-300",
                 f"{row.chance_to_win:.1%}" if row.chance_to_win is not None else "-",
                 row.outcome + (f" ({row.note})" if row.note else ""),
             )
@@ -607,5 +611,11 @@ def format_result(result: ExperimentResult) -> str:
     for r in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(r[:-1])]
         lines.append("  ".join(cells + [r[-1]]).rstrip())
+    if any(row.theta is not None for row in result.metrics):
+        lines += [
+            "* CUPED: the lift and its interval compare means adjusted by each user's "
+            "pre-period;",
+            "  control and treatment show the observed means",
+        ]
     lines += ["", f"Verdict: {result.summary}"]
     return "\n".join(lines)
