@@ -613,8 +613,7 @@ def format_result(result: ExperimentResult) -> str:
         lines.append("  ".join(cells + [r[-1]]).rstrip())
     if any(row.theta is not None for row in result.metrics):
         lines += [
-            "* CUPED: the lift and its interval compare means adjusted by each user's "
-            "pre-period;",
+            "* CUPED: the lift and its interval compare means adjusted by each user's pre-period;",
             "  control and treatment show the observed means",
         ]
     lines += ["", f"Verdict: {result.summary}"]
