@@ -75,6 +75,11 @@ def test_the_fast_generator_writes_the_writer_schema_with_two_arms(
     kpis = compute_kpis(tmp_path, tables=["summary", "arms"])
     assert kpis["summary"].column("turns")[0].as_py() == made.turns
     assert kpis["arms"].column("arm").to_pylist() == ["control", "treatment"]
+    # every turn, rephrases after late sessions included, is in its own day's partition
+    store = LogStore(tmp_path)
+    assert store.sql("SELECT COUNT(*) AS n FROM turns WHERE CAST(ts AS DATE) <> day").column(
+        "n"
+    ).to_pylist() == [0]
 
 
 def test_trigram_similarity_matches_its_definition() -> None:

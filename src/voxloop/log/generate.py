@@ -68,6 +68,9 @@ _HOURS = np.array(
     [1, 0.5, 0.3, 0.3, 0.3, 0.5, 2, 5, 6, 4, 3, 3, 4, 3, 3, 3, 4, 6, 8, 8, 7, 5, 3, 2], float
 )
 _HOURS /= _HOURS.sum()
+_LAST_SECOND = 86_391.0
+"""The latest second of a day a simulated turn starts at: its rephrase (2-8 s later) is
+still before midnight, in the same day's partition."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,8 +471,12 @@ def generate_log_fast(
         gaps[first] = 0.0
         elapsed = np.cumsum(gaps)
         start_s = rng.choice(24, len(k), p=_HOURS) * 3600 + rng.uniform(0, 3600, len(k))
+        # a session ends, rephrases (8 s at most) included, before midnight: every turn is
+        # in its own day's partition (only a session longer than a day is cut at 23:59:59)
+        length = elapsed[first + k - 1] - elapsed[first]
+        start_s = np.clip(start_s, 0.0, np.maximum(_LAST_SECOND - length, 0.0))
         seconds = np.minimum(np.repeat(start_s, k) + elapsed - np.repeat(elapsed[first], k),
-                             86_399.0)  # fmt: skip
+                             _LAST_SECOND)  # fmt: skip
         user = np.repeat(rng.choice(users, len(k), p=activity), k)
         group = user % groups
         utt = np.empty(n, np.int64)
@@ -496,7 +503,8 @@ def generate_log_fast(
         all_utt = np.concatenate([utt, r_utt])
         all_arm = np.concatenate([arm, arm[r_idx]])
         all_session = np.concatenate([session, session[r_idx]])
-        all_sec = np.concatenate([seconds, seconds[r_idx] + rng.uniform(2, 8, len(r_idx))])
+        retry = np.minimum(seconds[r_idx] + rng.uniform(2, 8, len(r_idx)), _LAST_SECOND + 8)
+        all_sec = np.concatenate([seconds, retry])
         all_right = np.concatenate(
             [right, np.where(all_arm[n:] == 0, world.right[0][r_utt], world.right[-1][r_utt])]
         )
