@@ -60,9 +60,12 @@ def test_log_generate_simulated_users_mode(
     code, out, _ = run(capsys, "log", "generate", "--out", str(tmp_path), "--model", str(model),
                        "--data", f"jsonl:{data}", "--users", "15", "--days", "1")  # fmt: skip
     assert code == 0
-    match = re.match(r"wrote ([\d,]+) turns and ([\d,]+) feedback events of 15 users over 1 day ",
-                     out)  # fmt: skip
+    pattern = r"wrote ([\d,]+) turns and ([\d,]+) feedback events of (\d+) users? over 1 day "
+    match = re.match(pattern, out)
     assert match and int(match.group(1).replace(",", "")) > 0
+    # the users who spoke (the log's), not the 15 simulated
+    spoke = pq.read_table(tmp_path / "turns", columns=["user_id"]).column(0).unique()
+    assert int(match.group(3)) == len(spoke) <= 15
 
 
 def test_log_generate_names_the_model_as_serve_does(log: Path) -> None:

@@ -33,6 +33,7 @@ def test_simulated_users_write_a_real_turn_log(world: tuple[Any, Any], tmp_path:
         "SUM(CASE WHEN intent IS NULL THEN 1 ELSE 0 END) AS declined FROM turns"
     ).to_pylist()
     assert row["n"] == made.turns > 100 and row["days"] == 3 and row["users"] <= 30
+    assert made.users == row["users"]  # those who spoke, not the 30 simulated
     assert row["declined"] > 0  # the threshold declines some of the real model's parses
     assert 0 < made.wrong < made.turns and made.rephrased_turn_ids
     assert store.sql("SELECT COUNT(*) FROM feedback").column(0)[0].as_py() == made.feedback
@@ -74,6 +75,7 @@ def test_the_fast_generator_writes_the_writer_schema_with_two_arms(
     assert schema.metadata[b"voxloop.kind"] == b"turns"
     kpis = compute_kpis(tmp_path, tables=["summary", "arms"])
     assert kpis["summary"].column("turns")[0].as_py() == made.turns
+    assert kpis["summary"].column("users")[0].as_py() == made.users
     assert kpis["arms"].column("arm").to_pylist() == ["control", "treatment"]
     # every turn, rephrases after late sessions included, is in its own day's partition
     store = LogStore(tmp_path)

@@ -125,7 +125,7 @@ class GeneratedLog:
     directory: Path
     turns: int = 0
     feedback: int = 0
-    users: int = 0
+    users: int = 0  # the simulated users who spoke at least once
     days: int = 0
     wrong: int = 0  # turns whose parse was not the gold intent
     # turns the user rephrased -> how: "repeat", "edit" or "paraphrase"
@@ -297,12 +297,13 @@ def generate_log(
     rng = np.random.default_rng(seed)
     arms = _models(models)
     world = _World(utterances, arms, threshold, rng)
-    result = GeneratedLog(Path(out), users=users, days=days)
+    result = GeneratedLog(Path(out), days=days)
     experiment = "model" if len(arms) == 2 else None
     origin = datetime(start.year, start.month, start.day, tzinfo=UTC)
     with LogWriter(out, flush_rows=5000) as writer:
         for u in range(users):
             user = f"user-{seed}-{u:05d}"
+            turns_before = result.turns
             a = _arm_of(user, len(arms))
             model = arms[a]
             activity = rng.gamma(2.0, behaviour.sessions_per_day / 2)
@@ -321,6 +322,7 @@ def generate_log(
                         now = _speak(writer, world, model, a, i, now, user, session, channel,
                                      experiment, behaviour, rng, result)  # fmt: skip
                         now += timedelta(seconds=float(rng.lognormal(np.log(20), 0.6)))
+            result.users += result.turns > turns_before
     result.files = len(list(Path(out).glob("*/date=*/part-*.parquet")))
     return result
 
@@ -453,7 +455,8 @@ def generate_log_fast(
     activity /= activity.sum()
     wrong_rate = float(np.mean([1 - r.mean() for r in world.right]))
     base = max(1, round(turns / (1 + wrong_rate * behaviour.rephrase)))
-    result = GeneratedLog(Path(out), users=users, days=days)
+    result = GeneratedLog(Path(out), days=days)
+    spoke = np.zeros(users, bool)
     origin = np.datetime64(datetime(start.year, start.month, start.day), "us")
     per_day = np.bincount(rng.integers(0, days, base), minlength=days)
     sessions_so_far = 0
@@ -540,6 +543,8 @@ def generate_log_fast(
         result.files += 1
         result.turns += m
         result.wrong += int((~all_right).sum())
+        spoke[all_user] = True
+    result.users = int(spoke.sum())
     return result
 
 
