@@ -133,6 +133,9 @@ BAD_INPUTS = [
         "JSON nested too deeply",
         id="deep-in-context",
     ),
+    pytest.param(
+        b'{"text": "hi", "n": ' + b"1" * 5000 + b"}", 400, "integer of 5,000 digits", id="long-int"
+    ),
     pytest.param(b'{"text": "hi", "context": "x"}', 422, "context must be a JSON object", id="ctx"),
     pytest.param(
         b'{"text": "hi", "context": {"hour": 1, "colour": "red"}}',

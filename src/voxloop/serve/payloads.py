@@ -91,13 +91,21 @@ def decode_json(body: bytes, what: str = "body") -> Any:
     if not text.strip():
         raise BadRequest(400, f"empty {what}: send a JSON object")
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_int=_integer)
     except json.JSONDecodeError as e:
         raise BadRequest(
             400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from None
     except RecursionError:  # arrays or objects nested deeper than the parser's stack
         raise BadRequest(400, "JSON nested too deeply") from None
+
+
+def _integer(digits: str) -> int:
+    # Python refuses to convert more than sys.get_int_max_str_digits() (4,300) digits
+    # with a plain ValueError; no field of the API needs a fraction of that
+    if len(digits) > 1000:
+        raise BadRequest(400, f"malformed JSON: an integer of {len(digits):,} digits")
+    return int(digits)
 
 
 def _no_constant(name: str) -> Any:
