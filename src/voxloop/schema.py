@@ -11,6 +11,7 @@ from datetime import datetime
 
 __all__ = [
     "DEFAULT_LOCALE",
+    "FEEDBACK_KINDS",
     "RATING_SCALE",
     "Feedback",
     "IntentScore",
@@ -106,6 +107,10 @@ class Turn:
     parse_ms: float | None = None
     channel: str = "http"
     candidates: tuple[str, ...] = ()
+
+
+FEEDBACK_KINDS = ("rating", "barge_in", "abandonment", "task_success", "rephrase")
+"""The feedback kinds the KPIs read; any other lower-case name is logged as it is."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,24 @@ def test_bad_input_is_a_4xx_naming_the_problem(
     assert message in r.json()["error"]
 
 
+def test_custom_feedback_kinds_share_one_metrics_series(
+    server: Server, client: httpx.Client
+) -> None:
+    def other() -> float:
+        for line in httpx.get(server.url + "/metrics").text.splitlines():
+            if line.startswith('voxloop_feedback_total{kind="other"}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = other()
+    turn_id = client.post("/v1/parse", json={"text": "turn on the light"}).json()["turn_id"]
+    for kind in ("thumbs.custom-1", "thumbs.custom-2", "rating"):
+        r = client.post("/v1/feedback", json={"turn_id": turn_id, "kind": kind})
+        assert r.status_code == 202
+    assert other() == before + 2
+    assert "custom-1" not in httpx.get(server.url + "/metrics").text
+
+
 def test_bad_feedback_is_a_422_naming_the_field(client: httpx.Client) -> None:
     turn_id = client.post("/v1/parse", json={"text": "turn on the light"}).json()["turn_id"]
 

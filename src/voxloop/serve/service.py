@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from voxloop.errors import ConfigError, VoxloopError
 from voxloop.nlu.locales import UnsupportedLocale, default_locale, resolve_locale, with_locale
-from voxloop.schema import Feedback, Parse, Turn
+from voxloop.schema import FEEDBACK_KINDS, Feedback, Parse, Turn
 from voxloop.serve.batching import MicroBatcher, QueueFull
 from voxloop.serve.metrics import Metrics
 from voxloop.serve.payloads import BadRequest, FeedbackRequest, Limits, ParseRequest
@@ -292,7 +292,9 @@ class Service:
         if self.writer is None:
             return False
         self._log_feedback(signal)
-        self.metrics.feedback.inc(kind=request.kind)
+        # custom kinds share one series: clients choose them, so they must not grow
+        # /metrics without bound
+        self.metrics.feedback.inc(kind=request.kind if request.kind in FEEDBACK_KINDS else "other")
         return True
 
     def _clock(self, given: datetime | None) -> datetime:
