@@ -167,6 +167,22 @@ def test_texts_that_would_wait_past_the_delay_bound_are_refused() -> None:
     run(go())
 
 
+def test_a_batch_alone_in_the_queue_is_parsed_however_slow_the_pace() -> None:
+    # 0.1 s per text: four texts need ~0.4 s, over the 0.25 s bound, but nothing is ahead
+    # of them, so refusing them (a retryable 503) could never end otherwise
+    model = Recorder(delay=0.1)
+
+    async def go() -> None:
+        batcher = MicroBatcher(model, max_batch_size=4, max_wait=0.0, max_queue_delay=0.25)
+        await batcher.start()
+        await batcher.submit(["measures the pace"])
+        results = await batcher.submit(["a", "b", "c", "d"])
+        assert [r.parse.text for r in results] == ["a", "b", "c", "d"]
+        await batcher.stop()
+
+    run(go())
+
+
 def test_a_model_failure_fails_its_batch_and_the_next_batch_works() -> None:
     model = Recorder(fail=True)
 

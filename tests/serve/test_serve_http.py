@@ -231,6 +231,16 @@ def test_a_port_outside_1_to_65535_is_refused_before_the_server_starts(
     assert "1-65535" in line or "tcp://HOST:PORT" in line
 
 
+def test_more_texts_per_request_than_the_queue_holds_is_refused_at_start(tmp_path: Path) -> None:
+    # such a request would get a retryable 503 on an idle server, for ever
+    command = [sys.executable, "-m", "voxloop.serve", "--model", str(tmp_path / "none"),
+               "--max-queue", "16", "--max-texts", "20"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("voxloop serve: --max-texts: a request of 20 texts could never")
+
+
 def test_speech_options_without_a_recognizer_are_refused_not_ignored(models: Models) -> None:
     command = [sys.executable, "-m", "voxloop", "serve", "--model", str(models.v1),
                "--port", "1", "--speech-bias", "hass:en", "--max-audio-seconds", "5"]  # fmt: skip

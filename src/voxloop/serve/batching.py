@@ -6,10 +6,10 @@ took the first, and runs the model on a worker thread (the event loop keeps serv
 the model works). Texts that arrive during a model call form the next batch, so batches
 grow with load and a lone text waits at most ``max_wait``. When the queue is full,
 `submit` raises `QueueFull` at once instead of letting memory and latency grow; so it does
-when, with ``max_queue_delay`` set, the texts already waiting would take longer than that
-to get through the model at its recent pace (a moving average of the model time per text,
-measured under the current load): a slow model, or a model starved of CPU by a flood of
-connections, then sheds load before its requests time out in the queue.
+when, with ``max_queue_delay`` set, texts are waiting and they and the new ones would take
+longer than that to get through the model at its recent pace (a moving average of the
+model time per text, measured under the current load): a slow model, or a model starved of
+CPU by a flood of connections, then sheds load before its requests time out in the queue.
 
 A text may name the model version that must parse it (an experiment arm's model); a batch
 only ever holds texts for one version, so texts for different versions take turns.
@@ -123,7 +123,8 @@ class MicroBatcher:
         if len(self._queue) + len(texts) > self.max_queue:
             raise QueueFull(f"{len(self._queue)} texts are waiting (limit {self.max_queue})")
         expected = (waiting + len(texts)) * self.seconds_per_text
-        if self.max_queue_delay is not None and expected > self.max_queue_delay:
+        # with nothing ahead, a retry would meet the same pace: parse it (or time out)
+        if self.max_queue_delay is not None and waiting and expected > self.max_queue_delay:
             raise QueueFull(
                 f"{waiting} texts are ahead, about {expected:.2f} s of model time "
                 f"(limit {self.max_queue_delay:g} s)"

@@ -155,9 +155,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-texts",
         type=int,
-        default=64,
         metavar="N",
-        help="texts per batch request at most (default: %(default)s)",
+        help="texts per batch request at most (default: 64, or --max-queue if smaller)",
     )
     p.add_argument(
         "--admin-key-env",
@@ -207,6 +206,8 @@ def _check_wyoming(uri: str) -> None:
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """Validate the options into a `ServeConfig`; a `ConfigError` names the bad option."""
     _port(args.port, "--port")
+    if args.max_texts is None:  # the default: 64, or all the queue holds
+        args.max_texts = min(64, args.max_queue)
     for key in (
         "log_flush_interval",
         "log_flush_rows",
@@ -218,6 +219,12 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         "max_texts",
     ):
         _positive(getattr(args, key), "--" + key.replace("_", "-"))
+    if args.max_texts > args.max_queue:
+        raise ConfigError(
+            f"a request of {args.max_texts} texts could never enter a queue of "
+            f"{args.max_queue}: lower --max-texts or raise --max-queue",
+            key="--max-texts",
+        )
     if args.max_wait_ms < 0:
         raise ConfigError(f"must not be negative, got {args.max_wait_ms}", key="--max-wait-ms")
     if args.wyoming is not None:

@@ -426,4 +426,3 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
             },
         },
     }
-
