@@ -170,6 +170,37 @@ def test_a_failed_write_keeps_the_rows_for_the_next_flush(tmp_path: Path) -> Non
     assert read_log(tmp_path).column("turn_id").to_pylist() == ["t0", "t1"]
 
 
+def test_turns_that_cannot_be_written_do_not_hold_back_the_feedback(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, clock=FakeClock())
+    writer.append_turns([turn(0), turn(1)])
+    writer.append_feedback(Feedback("t0", NOON, "barge_in"))
+    (tmp_path / "turns").write_text("not a directory")
+    with pytest.raises(OSError):
+        writer.flush()
+    assert writer.failing is not None and "NotADirectoryError" in writer.failing
+    assert read_log(tmp_path, "feedback").num_rows == 1  # written all the same
+    assert writer.buffered == 2  # the turns wait for the next flush
+    (tmp_path / "turns").unlink()
+    assert writer.flush() == 2 and writer.failing is None
+
+
+def test_close_saves_rows_it_cannot_write_to_a_rescue_directory(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    writer = LogWriter(log, clock=FakeClock())
+    writer.append_turns([turn(0), turn(1, when=NOON + timedelta(days=1))])
+    writer.append_feedback(Feedback("t0", NOON, "rating", 0.0))
+    (log / "turns").write_text("not a directory")
+    with pytest.raises(DataError, match=r"2 buffered rows saved to .*log\.rescued-") as caught:
+        writer.close(pause=0)
+    rescue = Path(str(caught.value).split("saved to ")[1].split(": copy")[0])
+    assert rescue.parent == tmp_path
+    # the rescue has the log's layout: read as a log, it holds every row
+    assert sorted(read_log(rescue).column("turn_id").to_pylist()) == ["t0", "t1"]
+    assert not (rescue / "feedback").exists()  # the feedback reached the log itself
+    assert read_log(log, "feedback").num_rows == 1
+    assert writer.rows_rescued == 2 and writer.rows_written == 1
+
+
 def test_a_row_that_cannot_be_stored_does_not_block_the_others(tmp_path: Path) -> None:
     with LogWriter(tmp_path) as writer:
         writer.append_turns([turn(0), turn(1, text="bad \ud800 text"), turn(2)])

@@ -147,3 +147,27 @@ def test_graceful_stop_flushes_every_acknowledged_turn(
     assert errors == 0
     assert set(logged(server.log_dir)) == set(acked)
     assert sorted(logged(server.log_dir, "feedback")) == some
+
+
+def test_a_stop_while_the_log_cannot_be_written_rescues_the_rows_and_fails(
+    models: Models, tmp_path: Path, serve: list[Server]
+) -> None:
+    """The disk under today's partition fails: the server says it is not ready, keeps the
+    answered turns buffered, and a graceful stop writes them to a rescue directory and
+    exits 1 (not 0, which would tell a supervisor that everything was written)."""
+    server = start_server(models.v1, tmp_path, "--log-flush-interval", "0.2")
+    serve.append(server)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    (server.log_dir / "turns").mkdir(parents=True, exist_ok=True)
+    (server.log_dir / "turns" / f"date={today}").write_text("a file where a folder goes")
+    acked, errors = asyncio.run(load(server, models.texts, seconds=1.0, users=4))
+    assert errors == 0 and len(acked) > 20
+    deadline = time.monotonic() + 10
+    while (ready := httpx.get(server.url + "/readyz")).status_code == 200:
+        assert time.monotonic() < deadline, "/readyz stayed 200 while the log failed"
+        time.sleep(0.1)
+    assert ready.status_code == 503 and "turn log cannot be written" in ready.json()["error"]
+    assert server.stop(signal.SIGTERM) == 1
+    (rescue,) = tmp_path.glob("log.rescued-*")
+    assert set(logged(rescue)) == set(acked)
+    assert f"saved to {rescue}" in server.log_text()

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -242,7 +243,10 @@ class LogWriter:
         self.files_written = 0
         self.flush_errors = 0
         self.rows_dropped = 0
+        self.rows_rescued = 0
         self.turns_refused = 0
+        self.failing: str | None = None
+        """Why the last flush failed (None: it succeeded); rows stay buffered meanwhile."""
         self._in_flight = 0  # rows taken by the flush in progress, not yet written
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -335,29 +339,39 @@ class LogWriter:
                 taken = [(b, b.take()) for b in (self._turns, self._feedback)]
                 self._in_flight = sum(len(r) + len(u) for _, (r, u) in taken)
             try:
-                return self._write_batches(
+                written = self._write_batches(
                     [(b, rows + self._prepared(unprepared)) for b, (rows, unprepared) in taken]
                 )
+            except Exception as e:
+                self.failing = f"{type(e).__name__}: {e}"
+                raise
             finally:
                 with self._lock:
                     self._in_flight = 0
+            self.failing = None
+            return written
 
     def _write_batches(self, batches: list[tuple[_Buffer, list[dict[str, Any]]]]) -> int:
-        """Write each buffer's rows, day by day; on failure put back what is not on disk."""
+        """Write each buffer's rows, day by day; what fails to reach disk goes back to its
+        buffer, and the first failure is raised once every buffer was tried (turns that
+        cannot be written do not hold back the feedback)."""
         written = 0
-        for i, (buffer, rows) in enumerate(batches):
+        failure: BaseException | None = None
+        for buffer, rows in batches:
             pending = list(_by_day(rows))
             try:
                 while pending:
                     day, day_rows = pending[0]
                     written += self._write(buffer, day, day_rows)
                     pending.pop(0)
+            except Exception as e:
+                self._restore(buffer, [r for _, d in pending for r in d])
+                failure = failure or e
             except BaseException:
-                for later, later_rows in [(buffer, [r for _, d in pending for r in d])] + [
-                    (b, r) for b, r in batches[i + 1 :]
-                ]:
-                    self._restore(later, later_rows)
+                self._restore(buffer, [r for _, d in pending for r in d])
                 raise
+        if failure is not None:
+            raise failure
         return written
 
     def _prepared(self, turns: list[Turn]) -> list[dict[str, Any]]:
@@ -405,11 +419,13 @@ class LogWriter:
                     good.append(row)
             return pa.Table.from_pylist(good, schema=buffer.schema)
 
-    def _write(self, buffer: _Buffer, day: str, rows: list[dict[str, Any]]) -> int:
+    def _write(
+        self, buffer: _Buffer, day: str, rows: list[dict[str, Any]], root: Path | None = None
+    ) -> int:
         table = self._table(buffer, rows)
         if table.num_rows == 0:
             return 0
-        folder = self.directory / buffer.name / f"date={day}"
+        folder = (root or self.directory) / buffer.name / f"date={day}"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{uuid.uuid4().hex}.parquet"
         tmp = folder / f".{name}.tmp"
@@ -423,8 +439,9 @@ class LogWriter:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(folder)
-        self.rows_written += table.num_rows
-        self.files_written += 1
+        if root is None:
+            self.rows_written += table.num_rows
+            self.files_written += 1
         return int(table.num_rows)
 
     # --- background thread and shutdown ---------------------------------------------
@@ -436,6 +453,7 @@ class LogWriter:
         return self
 
     def _run(self) -> None:
+        streak_logged: float | None = None  # when the current run of failures was last logged
         while not self._stop.is_set():
             due = self.due_in()
             wait = self.flush_interval / 2 if due is None else due
@@ -446,11 +464,28 @@ class LogWriter:
                 self.flush_if_due()
             except Exception:
                 self.flush_errors += 1
-                _log.exception("writing the turn log failed; the rows stay buffered")
+                now = time.monotonic()
+                if streak_logged is None:  # the first failure: its traceback
+                    _log.exception("writing the turn log failed; the rows stay buffered")
+                    streak_logged = now
+                elif now - streak_logged >= 30:  # then a line every 30 s, not a flood
+                    _log.error("the turn log still cannot be written (%s); %d rows buffered",
+                               self.failing, self.buffered)  # fmt: skip
+                    streak_logged = now
                 self._stop.wait(min(1.0, self.flush_interval / 2))
+            else:
+                if streak_logged is not None and self.failing is None:
+                    _log.warning("the turn log is written again")
+                    streak_logged = None
 
-    def close(self) -> int:
-        """Stop the background thread and flush what is left; returns rows written."""
+    def close(self, attempts: int = 3, pause: float = 0.5) -> int:
+        """Stop the background thread and flush what is left; returns rows written.
+
+        A flush that keeps failing (``attempts`` tries, ``pause`` seconds apart) does not
+        lose the buffer silently: the rows are written, in the log's own layout, to a
+        rescue directory beside the log (or in the temporary directory), and a `DataError`
+        says how many and where — copy its ``turns`` and ``feedback`` folders into the log.
+        """
         with self._lock:
             self._closed = True
         self._stop.set()
@@ -458,7 +493,43 @@ class LogWriter:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        return self.flush()
+        for attempt in range(attempts):
+            try:
+                return self.flush()
+            except Exception:
+                if attempt + 1 < attempts:
+                    time.sleep(pause)
+        rows, rescue = self._rescue()
+        where = (
+            f"saved to {rescue}: copy its folders into the log directory"
+            if rescue is not None
+            else "lost: no rescue directory could be written either"
+        )
+        raise DataError(
+            f"the turn log could not be written ({self.failing}); {rows} buffered rows {where}",
+            file=self.directory,
+        )
+
+    def _rescue(self) -> tuple[int, Path | None]:
+        """Write every buffered row under a new rescue directory; (rows, its path)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = f"{self.directory.resolve().name}.rescued-{stamp}-{uuid.uuid4().hex[:6]}"
+        with self._lock:
+            taken = [(b, b.take()) for b in (self._turns, self._feedback)]
+        # turns not yet prepared are prepared (redacted) first, as for the log itself
+        buffers = [(b, rows + self._prepared(unprepared)) for b, (rows, unprepared) in taken]
+        rows = sum(len(r) for _, r in buffers)
+        for root in (self.directory.resolve().parent / name, Path(tempfile.gettempdir()) / name):
+            try:
+                for buffer, buffer_rows in buffers:
+                    for day, day_rows in _by_day(buffer_rows):
+                        self._write(buffer, day, day_rows, root=root)
+            except Exception as e:
+                _log.error("could not write the rescue directory %s: %s", root, e)
+                continue
+            self.rows_rescued += rows
+            return rows, root
+        return rows, None
 
     def __enter__(self) -> LogWriter:
         return self

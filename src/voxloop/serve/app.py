@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from voxloop.errors import DataError
 from voxloop.serve.auth import ApiKeys
 from voxloop.serve.docs_page import docs_page
 from voxloop.serve.jsonresponse import REFUSED, RETRY_AFTER, JSONResponse, error, refusal
@@ -174,6 +175,10 @@ def create_app(
         if model is None:
             reason = service.failure or "loading the model"
             return error(503, f"not ready: {reason}", {"Retry-After": RETRY_AFTER})
+        if service.writer is not None and service.writer.failing is not None:
+            # answers would pile up unlogged: let the balancer send traffic elsewhere
+            reason = f"the turn log cannot be written ({service.writer.failing})"
+            return error(503, f"not ready: {reason}", {"Retry-After": RETRY_AFTER})
         return JSONResponse({"status": "ready", "model_version": model.version})
 
     async def metrics(request: Request) -> Response:
@@ -271,9 +276,15 @@ def create_app(
                 await loading
             if wyoming is not None:
                 await wyoming.stop()
-            await service.stop()
-            if service.writer is not None:
-                _log.info("turn log flushed: %d rows in total", service.writer.rows_written)
+            try:
+                await service.stop()
+            except DataError as e:  # the log's last rows could not be written
+                _log.error("%s", e)
+                if on_fatal is not None:
+                    on_fatal(str(e))  # the process exits with status 1, not 0
+            else:
+                if service.writer is not None:
+                    _log.info("turn log flushed: %d rows in total", service.writer.rows_written)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

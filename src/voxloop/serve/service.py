@@ -135,13 +135,18 @@ class Service:
             self.writer.start()
 
     async def stop(self) -> None:
-        """Answer what is queued, then write the log's buffer to disk."""
+        """Answer what is queued, then write the log's buffer to disk (a `DataError` when
+        it cannot be: the writer saved the rows elsewhere or says they are lost)."""
         await self.batcher.stop()
-        if self.writer is not None:
-            await asyncio.to_thread(self.writer.close)
-        if self.responder is not None and self.config.save_policies is not None:
-            saved = self.responder.save(self.config.save_policies)
-            _log.info("saved %d learned policies under %s", len(saved), self.config.save_policies)
+        try:
+            if self.writer is not None:
+                await asyncio.to_thread(self.writer.close)
+        finally:
+            if self.responder is not None and self.config.save_policies is not None:
+                saved = self.responder.save(self.config.save_policies)
+                _log.info(
+                    "saved %d learned policies under %s", len(saved), self.config.save_policies
+                )
 
     @property
     def ready(self) -> bool:
