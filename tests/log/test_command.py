@@ -133,6 +133,15 @@ def test_kpi_text_and_a_day_range(log: Path, capsys: pytest.CaptureFixture[str])
     assert "== by_slice ==" in out and "defect_rate" in out and "== friction_examples ==" in out
 
 
+def test_kpi_over_an_empty_range_says_so(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "kpi", "--log", str(log), "--since", "2027-01-01", "--json")
+    assert code == 0
+    assert err == f"voxloop: warning: no turns in {log} from 2027-01-01 to the end\n"
+    assert json.loads(out)["summary"][0]["defects"] == 0  # not null
+    code, out, _ = run(capsys, "kpi", "--log", str(log), "--since", "2027-01-01")
+    assert "(no rows)" in out and "(none)" not in out  # "(none)" labels NULL values
+
+
 def test_log_sql_prints_a_table(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     query = "SELECT day, COUNT(*) AS turns FROM turns GROUP BY day ORDER BY day"
     code, out, _ = run(capsys, "log", "sql", "--log", str(log), query)
@@ -140,6 +149,13 @@ def test_log_sql_prints_a_table(log: Path, capsys: pytest.CaptureFixture[str]) -
     lines = out.splitlines()
     assert lines[0].split() == ["day", "turns"] and lines[2].startswith("2026-11-20")
     assert len(lines) == 4
+    # a SUM of integers (a DECIMAL in DuckDB) prints as an integer, not 1124.0
+    query = "SELECT SUM(CASE WHEN intent IS NULL THEN 1 ELSE 0 END) AS declined FROM turns"
+    code, out, _ = run(capsys, "log", "sql", "--log", str(log), query, "--json")
+    (row,) = json.loads(out)
+    assert isinstance(row["declined"], int) and row["declined"] > 0
+    code, out, _ = run(capsys, "log", "sql", "--log", str(log), query)
+    assert out.splitlines()[2] == f"{row['declined']:,}"
 
 
 def test_report_writes_one_page_with_charts(

@@ -36,7 +36,11 @@ def add_log_range(p: argparse.ArgumentParser) -> None:
     """``--log`` (required) and the ``--since`` / ``--until`` day range over it."""
     p.add_argument("--log", required=True, help="log directory (`voxloop serve --log-dir`)")
     p.add_argument("--since", help="first day, YYYY-MM-DD (inclusive)")
-    p.add_argument("--until", help="last day, YYYY-MM-DD (inclusive)")
+    p.add_argument(
+        "--until",
+        help="last day, YYYY-MM-DD (inclusive; a turn's rephrase on a later day is not seen, "
+        "its feedback up to a day later is)",
+    )
 
 
 def cmd_kpi(args: argparse.Namespace) -> int:
@@ -61,6 +65,10 @@ def cmd_kpi(args: argparse.Namespace) -> int:
             engine=args.engine,
             master=args.master,
         )
+    if "summary" in kpis and not kpis["summary"].column("turns")[0].as_py():
+        span = f" from {args.since or 'the start'} to {args.until or 'the end'}"
+        print(f"voxloop: warning: no turns in {args.log}{span if args.since or args.until else ''}",
+              file=sys.stderr)  # fmt: skip
     if args.json:
         print(json.dumps(kpis_to_json(kpis, log=args.log, engine=args.engine), ensure_ascii=False))
     else:

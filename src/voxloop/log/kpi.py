@@ -276,8 +276,8 @@ def run_kpis(engine: Engine, options: KpiOptions) -> dict[str, pa.Table]:
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
+    if isinstance(value, Decimal):  # SUM of integers is a DECIMAL(38, 0) in DuckDB
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -299,6 +299,8 @@ def _cell(value: Any, column: str) -> str:
         if column.endswith(("_rate", "share")):
             return f"{value:.1%}"
         return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, Decimal):
+        return _cell(_plain(value), column)
     if isinstance(value, int):
         return f"{value:,}"
     text = str(_plain(value))
@@ -323,7 +325,7 @@ def format_table(table: pa.Table, *, limit: int = 30) -> str:
     if table.num_rows > limit:
         out.append(f"... {counted(table.num_rows - limit, 'more row')} (--json for all)")
     if not rows:
-        out.append("(none)")
+        out.append("(no rows)")  # "(none)" labels a NULL domain, experiment or arm
     return "\n".join(out)
 
 

@@ -1,5 +1,5 @@
 -- The rates every slice reports (a fragment, included as ${rates}).
-  CAST(SUM(defect) AS BIGINT) AS defects,
+  CAST(COALESCE(SUM(defect), 0) AS BIGINT) AS defects,
   CAST(SUM(defect) AS DOUBLE) / NULLIF(COUNT(*), 0) AS defect_rate,
   CAST(SUM(not_recognized) AS DOUBLE) / NULLIF(COUNT(*), 0) AS not_recognized_rate,
   CAST(SUM(low_confidence) AS DOUBLE) / NULLIF(COUNT(*), 0) AS low_confidence_rate,
