@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -159,6 +160,19 @@ def test_a_file_that_is_not_a_turn_log_is_named(tmp_path: Path, make, message: s
     with pytest.raises(DataError, match=message) as e:
         open_log(tmp_path)
     assert str(bad) in str(e.value)
+
+
+@pytest.mark.parametrize("table", ["turns", "feedback"])
+def test_a_copied_file_is_named_not_counted_twice(tmp_path: Path, table: str) -> None:
+    log = three_days(tmp_path)
+    original = sorted((log / table).glob("date=*/part-*.parquet"))[0]
+    copy = original.with_name("part-copy.parquet")
+    shutil.copyfile(original, copy)
+    with pytest.raises(DataError, match="holds the same rows as .*remove one") as caught:
+        open_log(log).sql("SELECT COUNT(*) FROM turns")
+    assert {str(original), str(copy)} <= set(str(caught.value).replace(":", " ").split())
+    copy.unlink()
+    assert open_log(log).sql("SELECT COUNT(*) AS n FROM turns").column("n").to_pylist() == [6]
 
 
 def test_a_bad_partition_folder_and_bad_days_are_reported(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ The SQL engines (`voxloop.log.engines`) expose three views over a store:
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -165,8 +167,15 @@ class LogStore:
         """The union of the columns of every file (the schema's order first, then newer
         columns in the order they appear), checking each file."""
         columns: dict[str, pa.DataType] = {f.name: f.type for f in SCHEMAS[table]}
+        footers: dict[bytes, Path] = {}
         for part in self._parts[table]:
             schema = _check_file(part.path, table)
+            seen = footers.setdefault(_footer_digest(part.path), part.path)
+            if seen != part.path:  # every row of it would count twice
+                raise DataError(
+                    f"holds the same rows as {seen} (a copied file?); remove one of them",
+                    file=part.path,
+                )
             self._names[part.path] = frozenset(schema.names)
             for field in schema:
                 if field.name not in columns and field.name != "date":
@@ -223,6 +232,16 @@ class LogStore:
             f"LogStore({str(self.directory)!r}, since={self.since}, until={self.until}, "
             f"{files} turn file{'' if files == 1 else 's'})"
         )
+
+
+def _footer_digest(path: Path) -> bytes:
+    """A digest of a Parquet file's footer (its row groups, sizes and column statistics):
+    equal only for copies of one file."""
+    with open(path, "rb") as f:
+        f.seek(-8, os.SEEK_END)
+        length = int.from_bytes(f.read(4), "little")
+        f.seek(-8 - length, os.SEEK_END)
+        return hashlib.blake2b(f.read(length), digest_size=16).digest()
 
 
 def _check_file(path: Path, table: str) -> pa.Schema:
