@@ -8,6 +8,8 @@ import math
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -124,16 +126,39 @@ def test_the_budget_ledger_refuses_queries_past_the_budget(tmp_path: Path) -> No
         dp_kpis(log, DpOptions(epsilon=0.1), budget=5.0)
 
 
+def test_concurrent_queries_cannot_spend_past_the_budget(tmp_path: Path) -> None:
+    """Each query reads the ledger, computes, then records: without the log's lock, three
+    at once all found budget left and released epsilon 12 of a budget of 10."""
+    log = _log(tmp_path, users=30, turns_per_user=4)
+    dp_kpis(log, DpOptions(epsilon=6.0), budget=10.0, seed=0)
+    start = threading.Barrier(3)
+
+    def query(seed: int) -> str:
+        start.wait()
+        try:
+            dp_kpis(log, DpOptions(epsilon=4.0), seed=seed)
+        except BudgetExhausted:
+            return "refused"
+        return "released"
+
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = sorted(pool.map(query, range(3)))
+    assert outcomes == ["refused", "refused", "released"]
+    ledger = json.loads((log / BUDGET_FILE).read_text())
+    assert [r["epsilon"] for r in ledger["releases"]] == [6.0, 4.0]
+
+
 def test_cli_negative_epsilon_and_exhausted_budget(tmp_path: Path) -> None:
     log = _log(tmp_path, users=6, turns_per_user=2)
     cli = [sys.executable, "-m", "voxloop", "kpi", "--log", str(log)]
     env = dict(os.environ)
     done = subprocess.run(cli + ["--dp-epsilon", "-1"], capture_output=True, text=True, env=env)
     assert done.returncode == 1 and "dp_epsilon: must be positive" in done.stderr
-    done = subprocess.run(cli + ["--dp-epsilon", "3", "--dp-budget", "4", "--json"],
+    done = subprocess.run(cli + ["--dp-epsilon", "3", "--dp-budget", "4", "--json", "--by", "day"],
                           capture_output=True, text=True, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["spent_epsilon"] == 3
+    released = json.loads(done.stdout)
+    assert released["spent_epsilon"] == 3 and released["by_slice"][0]["day"] == "2026-11-01"
     done = subprocess.run(cli + ["--dp-epsilon", "2"], capture_output=True, text=True, env=env)
     assert done.returncode == 1 and "budget exhausted" in done.stderr
     assert "Traceback" not in done.stderr

@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from voxloop.errors import ConfigError, DataError
+from voxloop.log.lock import LOCK_FILE
 from voxloop.log.store import LogStore
 from voxloop.log.writer import LogWriter, read_log
 from voxloop.privacy.retention import AUDIT_FILE, forget, read_audit, retain
@@ -55,6 +58,22 @@ def test_retain_refuses_a_bad_window_and_a_non_log(tmp_path: Path) -> None:
         retain(tmp_path, 0)
     with pytest.raises(DataError, match="no turn log"):
         retain(tmp_path, 3)
+
+
+def test_two_deletions_at_once_both_take_effect(tmp_path: Path) -> None:
+    """Each reads the files it will rewrite, then writes them: without the log's lock, the
+    second rewrite of a shared file put back the user the first had removed."""
+    _write_log(tmp_path / "a", users=("ann", "bob", "carl"))
+    start = threading.Barrier(2)
+
+    def remove(user: str) -> int:
+        start.wait()
+        return forget(tmp_path / "a", user).turns
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(remove, ["ann", "bob"])) == [5, 5]
+    left = read_log(tmp_path / "a").column("user_id").to_pylist()
+    assert sorted(set(left)) == ["carl"] and len(left) == 5
 
 
 def test_forget_removes_one_users_rows_and_rewrites_only_their_files(tmp_path: Path) -> None:
@@ -106,7 +125,8 @@ def test_cli_retain_and_forget_with_a_hashed_log(tmp_path: Path) -> None:
 
 
 def _snapshot(directory: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+    """Every file's bytes, but the log's lock (an empty file the commands take turns on)."""
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file() and p.name != LOCK_FILE}
 
 
 def test_forget_reads_every_file_first_and_changes_nothing_when_one_is_unreadable(

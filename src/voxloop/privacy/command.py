@@ -144,5 +144,7 @@ def cmd_dp_kpi(args: argparse.Namespace) -> int:
             budget=args.dp_budget,
             seed=args.dp_seed,
         )
-    print(json.dumps(result, ensure_ascii=False) if args.json else format_dp_kpis(result))
+    # (a slice by day has dates as keys: ISO strings in JSON)
+    text = json.dumps(result, ensure_ascii=False, default=str) if args.json else None
+    print(text if text is not None else format_dp_kpis(result))
     return 0

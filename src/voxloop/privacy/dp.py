@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from voxloop.errors import ConfigError, DataError, VoxloopError
 from voxloop.log.kpi import SLICE_COLUMNS, KpiOptions, counted, materialize_facts
+from voxloop.log.lock import exclusive
 from voxloop.log.store import LogStore
 from voxloop.nlu.base import write_json_atomic
 
@@ -299,7 +300,22 @@ def dp_kpis(
     if set(by) - set(SLICE_COLUMNS):  # KpiOptions checked; keeps the SQL to known names
         raise ConfigError("unknown slice column", key="by")
     store = LogStore(log, since=since, until=until)
-    ledger = Ledger(store.directory, budget=budget)
+    with exclusive(store.directory, "a DP query"):  # one spender of the budget at a time
+        return _release(store, options, by, since, until, low_confidence, budget, seed, now)
+
+
+def _release(
+    store: LogStore,
+    options: DpOptions,
+    by: Sequence[str],
+    since: str | None,
+    until: str | None,
+    low_confidence: float,
+    budget: float | None,
+    seed: int | None,
+    now: Callable[[], datetime],
+) -> dict[str, Any]:
+    ledger = Ledger(store.directory, budget=budget)  # read under the lock
     what = {
         "query": "kpi",
         "by": list(by),

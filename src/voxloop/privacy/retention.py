@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from voxloop.errors import ConfigError, DataError
+from voxloop.log.lock import exclusive
 from voxloop.log.store import TABLES, _check_file
 from voxloop.log.writer import _fsync_dir
 
@@ -121,10 +122,25 @@ def retain(
 
     ``today`` may be at most one day past the real date (UTC), so that a mistyped year does
     not delete the whole log. Every file to delete is counted before any is deleted: an
-    unreadable one raises `DataError` naming it and nothing is deleted.
+    unreadable one raises `DataError` naming it and nothing is deleted. Runs under the
+    log's lock (`voxloop.log.lock`), one such command at a time.
     """
     if not isinstance(days, int) or days < 1:
         raise ConfigError(f"must be a whole number of days >= 1, got {days!r}", key="--days")
+    _check_log(Path(directory))
+    with exclusive(directory, "log retain"):
+        return _retain(directory, days, today=today, dry_run=dry_run, now=now)
+
+
+def _retain(
+    directory: str | Path,
+    days: int,
+    *,
+    today: date | None = None,
+    dry_run: bool = False,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RetainResult:
+    """`retain`, under the lock."""
     directory = Path(directory)
     _check_log(directory)
     real_today = now().date()
@@ -187,8 +203,22 @@ def forget(
     Every file is read before any is changed: an unreadable one raises `DataError` naming it
     and the log is left as it was. With ``check_hashed``, an id that matches nothing and is
     not hashed while the log's ids are (`HASHED_ID`) raises `ConfigError`: it was most likely
-    not hashed as the log stores it.
+    not hashed as the log stores it. Runs under the log's lock (`voxloop.log.lock`): two
+    deletions at once would each rewrite a file without the other's removals.
     """
+    _check_log(Path(directory))
+    with exclusive(directory, "log forget"):
+        return _forget(directory, user_id, check_hashed=check_hashed, now=now)
+
+
+def _forget(
+    directory: str | Path,
+    user_id: str,
+    *,
+    check_hashed: bool = True,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ForgetResult:
+    """`forget`, under the lock."""
     if not user_id:
         raise ConfigError("give the user id to forget", key="--user")
     directory = Path(directory)
