@@ -55,6 +55,32 @@ def test_spoken_numbers_and_emails_are_redacted() -> None:
     assert out.text == "call [phone_number] and email [email]"
 
 
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("call 555 867 five three oh nine please", "call [phone_number] please"),
+        ("call five five five eight six seven fifty three oh nine", "call [phone_number]"),
+        ("callme5558675309", "callme[phone_number]"),
+        ("my iban is GB82WEST12345698765432", "my iban is [bank_account]"),
+        ("iban DE89 3704 0044 0532 0130 00 thanks", "iban [bank_account] thanks"),
+        ("mail hans dot meier at bluewin dot ch", "mail [email]"),
+        ("my password is hunter2", "my password is [secret]"),
+        ("the pin is 4821, ok", "the pin is [secret], ok"),
+    ],
+)
+def test_mixed_spoken_numbers_ibans_and_secrets_are_redacted(text: str, redacted: str) -> None:
+    """Forms that reached the log whole before: digits half written, half spoken; digits
+    glued to a word; IBANs; e-mail domains outside a short list; passwords and PINs."""
+    redactor = Redactor(parse_redaction_config({"slot_types": []}, environ=SALT))
+    assert redactor.parse(_parse(text)).text == redacted
+
+
+def test_spoken_times_years_and_counts_are_kept() -> None:
+    for text in ("wake me at seven thirty", "play nineteen ninety nine by prince",
+                 "set a timer for twenty five minutes", "turn it up to eleven"):  # fmt: skip
+        assert find_patterns(text, ["phone", "digits", "iban", "secret"]) == [], text
+
+
 def test_short_numbers_times_and_dates_are_kept() -> None:
     text = "wake me at 7 30 on 12 25 and set the thermostat to 21"
     assert find_patterns(text, ["email", "phone", "card", "digits"]) == []
@@ -155,7 +181,7 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "key"),
     [({"fields": {"txt": "keep"}}, "fields.txt"), ({"fields": {"user_id": "redact"}},
-     "fields.user_id"), ({"patterns": ["iban"]}, "patterns[0]"), ({"slot_type": []},
+     "fields.user_id"), ({"patterns": ["passport"]}, "patterns[0]"), ({"slot_type": []},
      "slot_type")],
 )  # fmt: skip
 def test_config_errors_name_the_key(data: dict, key: str) -> None:

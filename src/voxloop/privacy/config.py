@@ -5,7 +5,7 @@ naming it::
 
     version = 1
     slot_types = ["person", "relation", "personal_info", "email_address"]  # NLU slot labels
-    patterns = ["email", "phone", "card", "digits"]   # detectors run on the text itself
+    patterns = ["email", "phone", "card", "digits", "iban", "secret"]  # run on the text itself
     min_digits = 7            # "digits": a run of at least this many digits
     names = false             # also a gazetteer of US census first names (`pip install names`)
     detector = "detectors/hwu64"  # also a trained personal-word detector (relative: to this file)
@@ -58,7 +58,7 @@ DEFAULT_SLOT_TYPES = (
     "playlist_owner",
     "party_size_description",
 )
-PATTERNS = ("email", "phone", "card", "digits")
+PATTERNS = ("email", "phone", "card", "digits", "iban", "secret")
 FIELD_ACTIONS: dict[str, tuple[str, ...]] = {
     "text": ("keep", "redact", "hash", "drop"),
     "slots": ("keep", "redact", "drop"),

@@ -1,6 +1,7 @@
 """Detectors of personal data that need no model: e-mail addresses, phone numbers, payment
-card numbers (Luhn-checked) and long digit strings, written or spoken ("five five five ...",
-"jane dot doe at gmail dot com"), plus an optional gazetteer of first names.
+card numbers (Luhn-checked), long digit strings, IBANs and what follows "password" or "pin",
+written or spoken ("555 867 five three oh nine", "jane dot doe at bluewin dot ch"), plus an
+optional gazetteer of first names.
 
 Each detector returns ``(start, end, label)`` character spans over the text.
 """
@@ -22,18 +23,41 @@ PATTERN_LABELS = {
     "phone": "phone_number",
     "card": "card_number",
     "digits": "number",
+    "iban": "bank_account",
+    "secret": "secret",
 }
 # Written, or half spoken as ASR gives it: "jj.nzt@yahoo dot com", "johndoe@yahoocom".
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:(?:\.| dot )[\w-]+)*")
 _SPOKEN_EMAIL = re.compile(
     r"\b[\w-]+(?: (?:dot|underscore|dash) [\w-]+)* at [\w-]+(?: dot [\w-]+)*"
-    r" dot (?:com|org|net|edu|gov|io|co|uk|de|fr)\b",
+    r" dot (?:com|org|net|edu|gov|info|biz|io|co|me|[a-z]{2})\b",
     re.IGNORECASE,
 )
 # A run of digits with single separators between them (spaces, dashes, dots, brackets).
 _DIGIT_RUN = re.compile(r"(?<![\w@.])\+?\(?\d(?:[ ().-]{0,2}\d)*(?![\w@])")
-_SPOKEN_DIGIT = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double \w+)"
-_SPOKEN_RUN = re.compile(rf"\b{_SPOKEN_DIGIT}(?:[ ,-]+{_SPOKEN_DIGIT}){{6,}}\b", re.IGNORECASE)
+# Digits glued to letters ("callme5558675309"): the run above stops at a letter.
+_GLUED = re.compile(r"(?<=[^\W\d_])\d{7,}|\d{7,}(?=[^\W\d_])")
+# An IBAN as written: country, check digits, then groups of four (spaced or not).
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+# The value after "password", "pin" and the like.
+_SECRET = re.compile(
+    r"\b(?:password|passcode|passphrase|pin(?: code| number)?|security code)"
+    r"(?: is|:|=)? +([^\s,;]+)",
+    re.IGNORECASE,
+)
+# Digits as spoken, alone or mixed with written ones: how many digits each word stands for.
+_DIGIT_WORDS = {
+    **dict.fromkeys("zero oh o one two three four five six seven eight nine".split(), 1),
+    **dict.fromkeys(
+        "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+        " twenty thirty forty fifty sixty seventy eighty ninety hundred double".split(),
+        2,
+    ),
+    "triple": 3,
+}
+_TENS = frozenset("twenty thirty forty fifty sixty seventy eighty ninety".split())
+_NUMBER_TOKEN = re.compile(r"[^\W\d_]+|\d+")
+_NUMBER_GAP = re.compile(r"[ ,.()+-]*")
 _WORD = re.compile(r"\w+")
 
 
@@ -67,9 +91,49 @@ def find_patterns(text: str, patterns: Iterable[str], *, min_digits: int = 7) ->
                 found.append((m.start(), m.end(), "phone_number"))
             elif "digits" in wanted and n >= min_digits:
                 found.append((m.start(), m.end(), "number"))
+        for m in _GLUED.finditer(text):
+            n = len(m.group())
+            if "phone" in wanted and n <= 15:
+                found.append((m.start(), m.end(), "phone_number"))
+            elif "digits" in wanted and n >= min_digits:
+                found.append((m.start(), m.end(), "number"))
         if "phone" in wanted:
-            found += [(m.start(), m.end(), "phone_number") for m in _SPOKEN_RUN.finditer(text)]
+            found += [(a, b, "phone_number") for a, b in _spoken_runs(text)]
+    if "iban" in wanted:
+        for m in _IBAN.finditer(text):
+            if sum(c.isdigit() for c in m.group()) >= 10:
+                found.append((m.start(), m.end(), "bank_account"))
+    if "secret" in wanted:
+        found += [(m.start(1), m.end(1), "secret") for m in _SECRET.finditer(text)]
     return found
+
+
+def _spoken_runs(text: str, least: int = 7) -> list[tuple[int, int]]:
+    """Runs of number words and digit groups ("555 867 five three oh nine", "fifty three")
+    that stand for at least ``least`` digits and hold at least one word (written-only runs
+    are the digit patterns' own)."""
+    runs: list[tuple[int, int]] = []
+    start = end = digits = 0
+    spoken = tens = False
+    for m in [*_NUMBER_TOKEN.finditer(text), None]:
+        token = m.group().lower() if m is not None else ""
+        joined = m is not None and _NUMBER_GAP.fullmatch(text, end, m.start()) is not None
+        value = len(token) if token.isdigit() else _DIGIT_WORDS.get(token, 0)
+        if not value or not (joined or digits == 0):
+            if spoken and digits >= least:
+                runs.append((start, end))
+            digits, spoken, tens = 0, False, False
+            if not value:
+                continue
+        if digits == 0:
+            start = m.start() if m is not None else 0
+        # a unit after a tens word adds no digit ("fifty three" is two digits)
+        value = 0 if tens and _DIGIT_WORDS.get(token) == 1 and token not in ("oh", "o") else value
+        digits += value
+        spoken = spoken or not token.isdigit()
+        tens = token in _TENS
+        end = m.end() if m is not None else end
+    return runs
 
 
 @cache
