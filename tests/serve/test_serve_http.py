@@ -205,6 +205,9 @@ def test_bad_feedback_is_a_422_naming_the_field(client: httpx.Client) -> None:
         assert feedback("task_success", value).status_code == 202
     # A turn another replica (or this server before a restart) answered is accepted.
     assert feedback("task_success", "1", turn="f" * 32).status_code == 202
+    # Anything else is not logged: the field would carry whatever a client puts in it.
+    bad = feedback("task_success", "1", turn="jane.doe@example.com")
+    assert bad.status_code == 422 and "32 hex digits" in bad.json()["error"]
     late = feedback("rating", "1", timestamp="0001-01-01T00:00:00+01:00")
     assert late.status_code == 422 and "out of range" in late.json()["error"]
 

@@ -33,6 +33,7 @@ __all__ = [
     "read_rasa_request",
 ]
 
+_TURN_ID = re.compile(r"[0-9a-f]{32}")
 _KIND = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _ID_MAX = 256
 
@@ -290,6 +291,8 @@ def read_feedback_request(data: Any) -> FeedbackRequest:
             raise BadRequest(422, f"missing field {name!r}")
     turn_id = _optional_id(obj, "turn_id")
     assert turn_id is not None
+    if not _TURN_ID.fullmatch(turn_id):  # what the server answered; nothing else is logged
+        raise BadRequest(422, "turn_id must be the 32 hex digits a parse answered with")
     kind = obj["kind"]
     if not isinstance(kind, str) or not _KIND.match(kind):
         raise BadRequest(
