@@ -46,9 +46,15 @@ def cmd_forget(args: argparse.Namespace) -> int:
             user = redactor.hash_id(user) or user
     result = forget(args.log, user, check_hashed=args.redact is None)
     if not (result.turns or result.feedback):  # a user with no data: nothing to do
+        salt = (
+            " — with --redact, the id is hashed with the salt in the environment now: is it "
+            "the one the server hashed with?"
+            if user != args.user
+            else ""
+        )
         print(
             "voxloop: note: --user matches no turn or feedback event of the log; nothing "
-            "was removed (the request is logged in privacy_audit.jsonl)",
+            f"was removed (the request is logged in privacy_audit.jsonl){salt}",
             file=sys.stderr,
         )
     if args.json:
