@@ -111,7 +111,9 @@ def test_contribution_bounding_caps_each_users_turns(tmp_path: Path) -> None:
 def test_the_text_release_says_one_turn_per_user(tmp_path: Path) -> None:
     log = _log(tmp_path, users=6, turns_per_user=2)
     result = dp_kpis(log, DpOptions(epsilon=1e7, max_turns_per_user=1), budget=1e8, seed=0)
-    assert "at most 1 turn per user; budget" in format_dp_kpis(result)
+    assert "at most 1 turn per user (a turn without a user id counts as a user of its own)" in (
+        format_dp_kpis(result)
+    )
 
 
 def test_the_budget_ledger_refuses_queries_past_the_budget(tmp_path: Path) -> None:

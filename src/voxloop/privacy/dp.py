@@ -359,7 +359,8 @@ def format_dp_kpis(result: Mapping[str, Any]) -> str:
         f"differentially private KPIs: epsilon {result['epsilon']:g}"
         + (f", delta {result['delta']:g}" if result["delta"] else "")
         + f", {result['mechanism']} noise scale {result['noise_scale']:.2f} per count, "
-        f"at most {counted(result['max_turns_per_user'], 'turn')} per user; budget "
+        f"at most {counted(result['max_turns_per_user'], 'turn')} per user (a turn without "
+        "a user id counts as a user of its own); budget "
         f"{result['spent_epsilon']:g} of {result['budget_epsilon']:g} spent"
     )
     rows = [{"slice": "(all)", **result["summary"]}] + [
