@@ -127,53 +127,40 @@ def retain(
     """
     if not isinstance(days, int) or days < 1:
         raise ConfigError(f"must be a whole number of days >= 1, got {days!r}", key="--days")
-    _check_log(Path(directory))
-    with exclusive(directory, "log retain"):
-        return _retain(directory, days, today=today, dry_run=dry_run, now=now)
-
-
-def _retain(
-    directory: str | Path,
-    days: int,
-    *,
-    today: date | None = None,
-    dry_run: bool = False,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> RetainResult:
-    """`retain`, under the lock."""
     directory = Path(directory)
     _check_log(directory)
-    real_today = now().date()
-    if today is not None and today > real_today + timedelta(days=1):
-        raise ConfigError(
-            f"{today} is in the future (today is {real_today}, UTC); nothing was deleted",
-            key="--today",
-        )
-    today = today or real_today
-    cutoff = today - timedelta(days=days - 1)  # the oldest day kept
-    doomed: list[tuple[str, Path]] = []
-    files, rows = 0, 0
-    for table in TABLES:
-        for day, folder in _partitions(directory, table):
-            if day >= cutoff:
-                continue
-            for part in folder.glob("part-*.parquet"):
-                try:
-                    rows += pq.ParquetFile(part).metadata.num_rows
-                except (pa.ArrowException, OSError) as e:
-                    raise _unreadable(part, e, "nothing was deleted") from None
-                files += 1
-            doomed.append((table, folder))
-    removed = [f"{table}/{folder.name}" for table, folder in doomed]
-    if not dry_run:
-        for _, folder in doomed:
-            shutil.rmtree(folder)
-        for table in sorted({table for table, _ in doomed}):
-            _fsync_dir(directory / table)
-    result = RetainResult(cutoff.isoformat(), removed, files, rows)
-    if not dry_run:
-        _audit(directory, {"action": "retain", "days": days, **asdict(result)}, now())
-    return result
+    with exclusive(directory, "log retain"):
+        real_today = now().date()
+        if today is not None and today > real_today + timedelta(days=1):
+            raise ConfigError(
+                f"{today} is in the future (today is {real_today}, UTC); nothing was deleted",
+                key="--today",
+            )
+        today = today or real_today
+        cutoff = today - timedelta(days=days - 1)  # the oldest day kept
+        doomed: list[tuple[str, Path]] = []
+        files, rows = 0, 0
+        for table in TABLES:
+            for day, folder in _partitions(directory, table):
+                if day >= cutoff:
+                    continue
+                for part in folder.glob("part-*.parquet"):
+                    try:
+                        rows += pq.ParquetFile(part).metadata.num_rows
+                    except (pa.ArrowException, OSError) as e:
+                        raise _unreadable(part, e, "nothing was deleted") from None
+                    files += 1
+                doomed.append((table, folder))
+        removed = [f"{table}/{folder.name}" for table, folder in doomed]
+        if not dry_run:
+            for _, folder in doomed:
+                shutil.rmtree(folder)
+            for table in sorted({table for table, _ in doomed}):
+                _fsync_dir(directory / table)
+        result = RetainResult(cutoff.isoformat(), removed, files, rows)
+        if not dry_run:
+            _audit(directory, {"action": "retain", "days": days, **asdict(result)}, now())
+        return result
 
 
 def _write_tmp(path: Path, table: pa.Table) -> Path:
@@ -206,87 +193,75 @@ def forget(
     not hashed as the log stores it. Runs under the log's lock (`voxloop.log.lock`): two
     deletions at once would each rewrite a file without the other's removals.
     """
-    _check_log(Path(directory))
-    with exclusive(directory, "log forget"):
-        return _forget(directory, user_id, check_hashed=check_hashed, now=now)
-
-
-def _forget(
-    directory: str | Path,
-    user_id: str,
-    *,
-    check_hashed: bool = True,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> ForgetResult:
-    """`forget`, under the lock."""
-    if not user_id:
-        raise ConfigError("give the user id to forget", key="--user")
     directory = Path(directory)
     _check_log(directory)
-    digest = hashlib.sha256(user_id.encode()).hexdigest()
-    nothing = "nothing was removed"
-    counts = {"turns": 0, "feedback": 0}
-    hits: list[tuple[Path, pa.Array]] = []  # the files to change, and their rows to remove
-    turn_ids: set[str] = set()
-    hashed_ids = False
-    for table in ("turns", "feedback"):  # turns first: their ids find id-less feedback
-        for _, folder in _partitions(directory, table):
-            for path in sorted(folder.glob("part-*.parquet")):
+    with exclusive(directory, "log forget"):
+        if not user_id:
+            raise ConfigError("give the user id to forget", key="--user")
+        digest = hashlib.sha256(user_id.encode()).hexdigest()
+        nothing = "nothing was removed"
+        counts = {"turns": 0, "feedback": 0}
+        hits: list[tuple[Path, pa.Array]] = []  # the files to change, and their rows to remove
+        turn_ids: set[str] = set()
+        hashed_ids = False
+        for table in ("turns", "feedback"):  # turns first: their ids find id-less feedback
+            for _, folder in _partitions(directory, table):
+                for path in sorted(folder.glob("part-*.parquet")):
+                    try:
+                        names = _check_file(path, table).names
+                        columns = [c for c in ("user_id", "turn_id") if c in names]
+                        keys = pq.read_table(path, columns=columns)
+                    except (DataError, pa.ArrowException, OSError) as e:
+                        raise _unreadable(path, e, nothing) from None
+                    users = (
+                        keys["user_id"].cast(pa.string())
+                        if "user_id" in names
+                        else pa.nulls(len(keys), pa.string())
+                    )
+                    hit = pc.fill_null(pc.equal(users, user_id), False)
+                    hashed_ids = hashed_ids or bool(
+                        pc.any(pc.match_substring_regex(users, f"^{HASHED_ID.pattern}$")).as_py()
+                    )
+                    if table == "feedback" and turn_ids:
+                        hit = pc.or_(hit, pc.is_in(keys["turn_id"], pa.array(sorted(turn_ids))))
+                    n = pc.sum(hit).as_py() or 0
+                    if not n:
+                        continue
+                    if table == "turns":
+                        turn_ids.update(pc.filter(keys["turn_id"], hit).to_pylist())
+                    counts[table] += n
+                    hits.append((path, hit))
+        if not hits and check_hashed and hashed_ids and not HASHED_ID.fullmatch(user_id):
+            raise ConfigError(
+                "matches no turn, and the log's user ids are hashed: pass the server's redaction "
+                f"config (--redact CONFIG) so the id is hashed as the log stores it; {nothing}",
+                key="--user",
+            )
+        # every file read; write the new versions aside, then swap them in
+        swaps: list[tuple[Path, Path | None]] = []  # (file, its new version; None: delete it)
+        try:
+            for path, hit in hits:
                 try:
-                    names = _check_file(path, table).names
-                    columns = [c for c in ("user_id", "turn_id") if c in names]
-                    keys = pq.read_table(path, columns=columns)
-                except (DataError, pa.ArrowException, OSError) as e:
+                    kept = pq.read_table(path).filter(pc.invert(hit))
+                except (pa.ArrowException, OSError) as e:
                     raise _unreadable(path, e, nothing) from None
-                users = (
-                    keys["user_id"].cast(pa.string())
-                    if "user_id" in names
-                    else pa.nulls(len(keys), pa.string())
-                )
-                hit = pc.fill_null(pc.equal(users, user_id), False)
-                hashed_ids = hashed_ids or bool(
-                    pc.any(pc.match_substring_regex(users, f"^{HASHED_ID.pattern}$")).as_py()
-                )
-                if table == "feedback" and turn_ids:
-                    hit = pc.or_(hit, pc.is_in(keys["turn_id"], pa.array(sorted(turn_ids))))
-                n = pc.sum(hit).as_py() or 0
-                if not n:
-                    continue
-                if table == "turns":
-                    turn_ids.update(pc.filter(keys["turn_id"], hit).to_pylist())
-                counts[table] += n
-                hits.append((path, hit))
-    if not hits and check_hashed and hashed_ids and not HASHED_ID.fullmatch(user_id):
-        raise ConfigError(
-            "matches no turn, and the log's user ids are hashed: pass the server's redaction "
-            f"config (--redact CONFIG) so the id is hashed as the log stores it; {nothing}",
-            key="--user",
-        )
-    # every file read; write the new versions aside, then swap them in
-    swaps: list[tuple[Path, Path | None]] = []  # (file, its new version; None: delete it)
-    try:
-        for path, hit in hits:
-            try:
-                kept = pq.read_table(path).filter(pc.invert(hit))
-            except (pa.ArrowException, OSError) as e:
-                raise _unreadable(path, e, nothing) from None
-            swaps.append((path, _write_tmp(path, kept) if kept.num_rows else None))
-    except BaseException:
-        for _, tmp in swaps:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-        raise
-    rewritten: list[str] = []
-    deleted: list[str] = []
-    for path, tmp in swaps:
-        if tmp is None:
-            path.unlink()
-            deleted.append(str(path.relative_to(directory)))
-        else:
-            os.replace(tmp, path)
-            rewritten.append(str(path.relative_to(directory)))
-    for folder in sorted({path.parent for path, _ in swaps}):
-        _fsync_dir(folder)
-    result = ForgetResult(digest, counts["turns"], counts["feedback"], rewritten, deleted)
-    _audit(directory, {"action": "forget", **asdict(result)}, now())
-    return result
+                swaps.append((path, _write_tmp(path, kept) if kept.num_rows else None))
+        except BaseException:
+            for _, tmp in swaps:
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
+            raise
+        rewritten: list[str] = []
+        deleted: list[str] = []
+        for path, tmp in swaps:
+            if tmp is None:
+                path.unlink()
+                deleted.append(str(path.relative_to(directory)))
+            else:
+                os.replace(tmp, path)
+                rewritten.append(str(path.relative_to(directory)))
+        for folder in sorted({path.parent for path, _ in swaps}):
+            _fsync_dir(folder)
+        result = ForgetResult(digest, counts["turns"], counts["feedback"], rewritten, deleted)
+        _audit(directory, {"action": "forget", **asdict(result)}, now())
+        return result
