@@ -224,9 +224,11 @@ def run_pandas(log: str, memory: str) -> dict:
     t["utterance"] = t["text"].str.strip().str.lower()
     u = t.groupby(["domain", "utterance"]).agg(turns=("defect", "size"), defects=("defect", "sum"))
     u[u.defects > 0].sort_values(["defects", "turns"], ascending=False).groupby(level=0).head(10)
-    low = t[t.low_confidence == 1]
+    low = t[unsure]
     low.groupby(["top_intent", "second_intent"], dropna=False).size().nlargest(10)
-    t.groupby("top_intent")[["not_recognized", "low_confidence"]].sum()
+    t["declined_or_unsure"] = unsure.astype(int)
+    spots = t.groupby("top_intent")[["not_recognized", "low_confidence", "declined_or_unsure"]]
+    spots.sum().nlargest(10, "declined_or_unsure")
     rates(t[t.experiment.notna()].groupby(["experiment", "arm"]))
     rows = by_slice.to_dict("records")
     return {"seconds": time.perf_counter() - started, "by_slice": _by_domain(rows)}

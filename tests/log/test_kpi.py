@@ -170,6 +170,27 @@ def test_top_failing_friction_and_hot_spots_name_the_failed_utterance(golden: Pa
     assert rows(kpis["confusions"])[0]["second_intent"] == "HassTurnOff"
 
 
+def test_turns_declined_above_the_low_confidence_line_are_hot_spots_and_confusions(
+    tmp_path: Path,
+) -> None:
+    """A decline threshold above --low-confidence declines turns that are not low-confidence
+    (0.55 here): they rank an intent as a hot spot and show in the confusions all the same."""
+    with LogWriter(tmp_path) as w:
+        for i in range(3):  # HassTurnOn: declined at 0.55, never "low confidence"
+            w.append_turn(turn(i, "lights on", at=100 * i, intent=None, confidence=0.55))
+        for i in range(3, 5):  # Weather: two low-confidence answers
+            w.append_turn(turn(i, "rain?", at=100 * i, intent="Weather", confidence=0.3,
+                               domain="weather"))  # fmt: skip
+    kpis = compute_kpis(tmp_path, tables=["hot_spots", "confusions"])
+    spots = rows(kpis["hot_spots"])
+    assert [r["top_intent"] for r in spots] == ["HassTurnOn", "Weather"]
+    assert spots[0]["declined_or_unsure"] == 3 and spots[0]["low_confidence"] == 0
+    assert {(r["top_intent"], r["turns"]) for r in rows(kpis["confusions"])} == {
+        ("HassTurnOn", 3),
+        ("Weather", 2),
+    }
+
+
 def test_by_several_columns_and_bad_options(golden: Path) -> None:
     kpis = compute_kpis(golden, by="domain,model_version", tables=["by_slice"])
     assert [(r["domain"], r["model_version"]) for r in rows(kpis["by_slice"])] == [
