@@ -66,9 +66,10 @@ def cmd_kpi(args: argparse.Namespace) -> int:
             master=args.master,
         )
     if "summary" in kpis and not kpis["summary"].column("turns")[0].as_py():
-        span = f" from {args.since or 'the start'} to {args.until or 'the end'}"
-        print(f"voxloop: warning: no turns in {args.log}{span if args.since or args.until else ''}",
-              file=sys.stderr)  # fmt: skip
+        span = ""
+        if args.since or args.until:
+            span = f" from {args.since or 'the start'} to {args.until or 'the end'}"
+        print(f"voxloop: warning: no turns in {args.log}{span}", file=sys.stderr)
     if args.json:
         print(json.dumps(kpis_to_json(kpis, log=args.log, engine=args.engine), ensure_ascii=False))
     else:

@@ -364,12 +364,11 @@ class LogWriter:
                     day, day_rows = pending[0]
                     written += self._write(buffer, day, day_rows)
                     pending.pop(0)
-            except Exception as e:
+            except BaseException as e:
                 self._restore(buffer, [r for _, d in pending for r in d])
+                if not isinstance(e, Exception):  # an interrupt stops here
+                    raise
                 failure = failure or e
-            except BaseException:
-                self._restore(buffer, [r for _, d in pending for r in d])
-                raise
         if failure is not None:
             raise failure
         return written

@@ -150,7 +150,8 @@ def cmd_dp_kpi(args: argparse.Namespace) -> int:
             budget=args.dp_budget,
             seed=args.dp_seed,
         )
-    # (a slice by day has dates as keys: ISO strings in JSON)
-    text = json.dumps(result, ensure_ascii=False, default=str) if args.json else None
-    print(text if text is not None else format_dp_kpis(result))
+    if args.json:  # (a slice by day has dates as keys: ISO strings in JSON)
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        print(format_dp_kpis(result))
     return 0

@@ -300,22 +300,6 @@ def dp_kpis(
     if set(by) - set(SLICE_COLUMNS):  # KpiOptions checked; keeps the SQL to known names
         raise ConfigError("unknown slice column", key="by")
     store = LogStore(log, since=since, until=until)
-    with exclusive(store.directory, "a DP query"):  # one spender of the budget at a time
-        return _release(store, options, by, since, until, low_confidence, budget, seed, now)
-
-
-def _release(
-    store: LogStore,
-    options: DpOptions,
-    by: Sequence[str],
-    since: str | None,
-    until: str | None,
-    low_confidence: float,
-    budget: float | None,
-    seed: int | None,
-    now: Callable[[], datetime],
-) -> dict[str, Any]:
-    ledger = Ledger(store.directory, budget=budget)  # read under the lock
     what = {
         "query": "kpi",
         "by": list(by),
@@ -324,10 +308,12 @@ def _release(
         "mechanism": options.mechanism,
         "max_turns_per_user": options.max_turns_per_user,
     }
-    ledger.check(options.epsilon)  # refuse before computing anything
-    table = bounded_counts(store, by, options.max_turns_per_user, low_confidence)
-    summary, slices = release_rows(table, by, options, np.random.default_rng(seed))
-    ledger.spend(options.epsilon, options.spent_delta, what, now())  # then release
+    with exclusive(store.directory, "a DP query"):  # one spender of the budget at a time
+        ledger = Ledger(store.directory, budget=budget)  # read under the lock
+        ledger.check(options.epsilon)  # refuse before computing anything
+        table = bounded_counts(store, by, options.max_turns_per_user, low_confidence)
+        summary, slices = release_rows(table, by, options, np.random.default_rng(seed))
+        ledger.spend(options.epsilon, options.spent_delta, what, now())  # then release
     return {
         "log": str(store.directory),
         "epsilon": options.epsilon,
