@@ -22,9 +22,14 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:
+    from voxloop.schema import Span
+
 DATASETS = Path(os.environ.get("VOXLOOP_DATASETS", REPO.parent / "shared" / "datasets"))
 CHARACTER_LOCALES = ("ja-JP", "zh-CN", "zh-TW")
 
@@ -79,6 +84,16 @@ def offsets(words: list[str], text: str) -> list[tuple[int, int]]:
         out.append((pos, pos + len(w)))
         pos += len(w)
     return out
+
+
+def word_labels(words: list[tuple[int, int]], slots: Iterable[Span]) -> list[str]:
+    """Each word's label: that of the (last) slot overlapping it, "Other" outside slots."""
+    labels = ["Other"] * len(words)
+    for s in slots:
+        for i, (a, b) in enumerate(words):
+            if a < s.end and s.start < b:
+                labels[i] = s.label
+    return labels
 
 
 def to_bio(labels: list[str]) -> list[str]:
@@ -136,23 +151,13 @@ def main() -> None:
         for r, utt, parse in zip(rows, gold, parses, strict=True):
             words, labels = release_words(locale, r["utt"], r["annot_utt"])
             spans = offsets(words, r["utt"])
-            predicted = ["Other"] * len(words)
-            for s in parse.slots:
-                for i, (a, b) in enumerate(spans):
-                    if a < s.end and s.start < b:
-                        predicted[i] = s.label
-            g, q = to_bio(labels), to_bio(predicted)
+            g, q = to_bio(labels), to_bio(word_labels(spans, parse.slots))
             gc, qc = chunks(g), chunks(q)
             correct, found, expected = correct + len(gc & qc), found + len(qc), expected + len(gc)
             top = parse.ranking[0].intent if parse.ranking else parse.intent
             intents += top == r["intent"]
             exact += top == r["intent"] and g == q
-            mine = ["Other"] * len(words)
-            for s in utt.slots:
-                for i, (a, b) in enumerate(spans):
-                    if a < s.end and s.start < b:
-                        mine[i] = s.label
-            differs += chunks(to_bio(mine)) != gc
+            differs += chunks(to_bio(word_labels(spans, utt.slots))) != gc
         n = len(rows)
         f1 = 2 * correct / (found + expected) if found + expected else 0.0
         totals.append((intents / n, f1, exact / n, ours.slot_f1, ours.exact_match))
