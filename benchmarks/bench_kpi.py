@@ -7,9 +7,9 @@ by a classical model trained on SLURP dev; the generator's ground truth (which t
 rephrased, and how) is kept beside the log as ``log-N.truth.parquet``. Then each engine runs
 in its own process (so peak memory is its own, from getrusage): DuckDB (voxloop.log.kpi,
 memory_limit 3/4 of --memory so the whole process stays within it, 2 threads;
---repeat times, median quoted), the same KPIs written with
-pandas, and Spark local[2]. Every rate per domain must be equal across engines (the script
-exits 1 otherwise). Prints wall time, peak RSS, the load average around each run, the
+--repeat times, median quoted), the same ten KPI tables written with
+pandas, and Spark local[2]. Every cell of every KPI table must be equal across engines
+(floats to 1e-9 relative; the script names the first cell that differs and exits 1). Prints wall time, peak RSS, the load average around each run, the
 pandas/DuckDB ratio, and the rephrase detector's precision and recall against the ground
 truth (overall and per kind of rephrase).
 """
@@ -55,15 +55,6 @@ def generate(workdir: Path, turns: int, days: int) -> Path:
     return log
 
 
-RATES = ("defect_rate", "not_recognized_rate", "low_confidence_rate", "rephrase_rate",
-         "barge_in_rate", "abandonment_rate", "negative_feedback_rate")  # fmt: skip
-
-
-def _by_domain(rows: list[dict]) -> dict:
-    return {r["domain"]: {"turns": r["turns"], **{k: round(r[k], 9) for k in RATES}}
-            for r in rows}  # fmt: skip
-
-
 def rephrase_quality(engine: object, truth: str) -> dict:
     """Precision and recall of turn_facts.rephrased against the generator's ground truth."""
     found = engine.sql(  # type: ignore[attr-defined]
@@ -85,7 +76,7 @@ def rephrase_quality(engine: object, truth: str) -> dict:
 # --- the engines, each run in a child process -----------------------------------------
 def run_duckdb(log: str, memory: str) -> dict:
     from voxloop.log.engines import DuckDBEngine
-    from voxloop.log.kpi import STAGES, KpiOptions, kpi_sql
+    from voxloop.log.kpi import STAGES, KpiOptions, kpi_sql, kpis_to_json
     from voxloop.log.store import LogStore
 
     # what compute_kpis runs (run_kpis), each step timed: which KPI dominates
@@ -105,13 +96,13 @@ def run_duckdb(log: str, memory: str) -> dict:
     seconds = time.perf_counter() - started
     truth = f"{log}.truth.parquet"
     quality = rephrase_quality(engine, truth) if Path(truth).exists() else None
-    return {"seconds": seconds, "by_slice": _by_domain(kpis["by_slice"].to_pylist()),
-            "rephrase": quality, "steps": steps}  # fmt: skip
+    return {"seconds": seconds, "tables": kpis_to_json(kpis), "rephrase": quality,
+            "steps": steps}  # fmt: skip
 
 
 def run_spark(log: str, memory: str) -> dict:
     from voxloop.log.engines import SparkEngine
-    from voxloop.log.kpi import compute_kpis
+    from voxloop.log.kpi import compute_kpis, kpis_to_json
     from voxloop.log.store import LogStore
 
     started = time.perf_counter()
@@ -121,14 +112,13 @@ def run_spark(log: str, memory: str) -> dict:
         kpis = compute_kpis(engine)
     finally:
         engine.close()
-    return {"seconds": time.perf_counter() - started,
-            "by_slice": _by_domain(kpis["by_slice"].to_pylist())}  # fmt: skip
+    return {"seconds": time.perf_counter() - started, "tables": kpis_to_json(kpis)}
 
 
 def run_pandas(log: str, memory: str) -> dict:
-    """The same definitions as voxloop/log/kpi/*.sql, in pandas (with the same algorithm
-    for the rephrase detector: candidates from the next turn of the same user, similarity
-    once per distinct text pair)."""
+    """Every KPI table of voxloop/log/kpi/*.sql, in pandas: the same definitions, the same
+    columns and order, with the same algorithm for the rephrase detector (candidates from
+    the next turn of the same user, similarity once per distinct text pair)."""
     import numpy as np
     import pandas as pd
     import pyarrow.parquet as pq
@@ -162,6 +152,7 @@ def run_pandas(log: str, memory: str) -> dict:
                                | ((fb["kind"] == "task_success") & (fb["value"] < 0.5))).astype(int)  # fmt: skip
     folded = fb.groupby("turn_id")[["barge_in", "abandoned", "rephrase_reported",
                                     "negative_feedback"]].max()  # fmt: skip
+    del fb
     t = t.merge(folded, left_on="turn_id", right_index=True, how="left")
     for c in folded.columns:
         t[c] = t[c].fillna(0).astype(int)
@@ -171,7 +162,7 @@ def run_pandas(log: str, memory: str) -> dict:
         1000 if str(t["ts"].dtype).startswith("datetime64[ns") else 1
     )
     t = t.sort_values(["user_id", "ts_us", "turn_id"], kind="stable").reset_index(drop=True)
-    same = t["user_id"].eq(t["user_id"].shift(-1))
+    same = t["user_id"].eq(t["user_id"].shift(-1)) & t["user_id"].notna()
     gap = t["ts_us"].shift(-1) - t["ts_us"]
     cand = np.flatnonzero(same & (gap <= 30_000_000))
     texts = t["text"].to_numpy()
@@ -189,7 +180,7 @@ def run_pandas(log: str, memory: str) -> dict:
             memo[pair] = len(a & b) / u if u else 0.0
         return memo[pair]
 
-    sim = np.zeros(len(t))
+    sim = np.full(len(t), np.nan)
     sim[cand] = [jaccard(p) for p in zip(texts[cand], texts[cand + 1], strict=True)]
     quick = np.zeros(len(t), bool)
     quick[cand] = gap.to_numpy()[cand] <= 8_000_000
@@ -200,38 +191,128 @@ def run_pandas(log: str, memory: str) -> dict:
                       | (t["rephrase_reported"] == 1)).astype(int)  # fmt: skip
     t["defect"] = ((t["not_recognized"] + t["rephrased"] + t["barge_in"] + t["abandoned"]
                     + t["negative_feedback"]) > 0).astype(int)  # fmt: skip
-    t["domain"] = t["domain"].fillna("(none)")
-    t["intent"] = t["intent"].fillna("(not recognized)")
+    for c, missing in (("domain", "(none)"), ("intent", "(not recognized)"),
+                       ("top_intent", "(none)"), ("second_intent", "(none)"),
+                       ("experiment", "(none)"), ("arm", "(none)")):  # fmt: skip
+        t[c] = t[c].fillna(missing)
     flags = ["defect", "not_recognized", "low_confidence", "rephrased", "barge_in", "abandoned",
              "negative_feedback"]  # fmt: skip
+    names = ["defect_rate", "not_recognized_rate", "low_confidence_rate", "rephrase_rate",
+             "barge_in_rate", "abandonment_rate", "negative_feedback_rate"]  # fmt: skip
 
     def rates(g: pd.core.groupby.DataFrameGroupBy) -> pd.DataFrame:
-        out = g[flags].mean()
-        out["turns"] = g.size()
+        out = g[flags].mean().rename(columns=dict(zip(flags, names, strict=True)))
+        out.insert(0, "defects", g["defect"].sum())
         return out
 
-    by_slice = rates(t.groupby("domain")).reset_index()
-    names = dict(zip(flags, ["defect_rate", "not_recognized_rate", "low_confidence_rate",
-                             "rephrase_rate", "barge_in_rate", "abandonment_rate",
-                             "negative_feedback_rate"], strict=True))  # fmt: skip
-    by_slice = by_slice.rename(columns=names)
-    t.groupby(["domain", "intent"]).size()
-    lat = t.dropna(subset=["latency_ms"])
-    for _mv, g in lat.groupby("model_version"):
-        v = np.sort(g["latency_ms"].to_numpy())
-        [v[int(np.ceil(p * len(v))) - 1] for p in (0.5, 0.95, 0.99)]
-    rates(t.groupby(["day", "domain"]))
+    out: dict[str, pd.DataFrame] = {}
+    whole = t.groupby(lambda _: 0)
+    out["summary"] = pd.concat([pd.DataFrame({
+        "turns": [len(t)], "users": [t["user_id"].nunique()],
+        "sessions": [t["session_id"].nunique()], "days": [t["day"].nunique()]}),
+        rates(whole).reset_index(drop=True)], axis=1)  # fmt: skip
+    g = t.groupby("domain")
+    by_slice = pd.concat([g.size().rename("turns"), rates(g)], axis=1).reset_index()
+    by_slice.insert(2, "share", by_slice["turns"] / len(t))
+    out["by_slice"] = by_slice.sort_values(["turns", "domain"], ascending=[False, True])
+    volume = t.groupby(["domain", "intent"]).size().rename("turns").reset_index()
+    volume["share"] = volume["turns"] / len(t)
+    volume["domain_share"] = volume["turns"] / volume.groupby("domain")["turns"].transform("sum")
+    out["volume"] = volume.sort_values(["domain", "turns", "intent"], ascending=[True, False, True])
+    rows = []
+    for mv, lat in t.dropna(subset=["latency_ms"]).groupby("model_version"):
+        v = np.sort(lat["latency_ms"].to_numpy())
+        rows.append({"model_version": mv, "turns": len(v),
+                     **{f"p{round(p * 100)}_ms": v[int(np.ceil(p * len(v))) - 1]
+                        for p in (0.5, 0.95, 0.99)},
+                     "max_ms": v[-1], "mean_ms": v.mean()})  # fmt: skip
+    out["latency"] = pd.DataFrame(rows)
+    g = t.groupby(["day", "domain"])
+    out["daily"] = pd.concat([g.size().rename("turns"), rates(g)], axis=1).reset_index()
     t["utterance"] = t["text"].str.strip().str.lower()
-    u = t.groupby(["domain", "utterance"]).agg(turns=("defect", "size"), defects=("defect", "sum"))
-    u[u.defects > 0].sort_values(["defects", "turns"], ascending=False).groupby(level=0).head(10)
-    low = t[unsure]
-    low.groupby(["top_intent", "second_intent"], dropna=False).size().nlargest(10)
+    u = (
+        t.groupby(["domain", "utterance"])
+        .agg(
+            top_intent=("top_intent", "min"),
+            turns=("defect", "size"),
+            defects=("defect", "sum"),
+            not_recognized=("not_recognized", "sum"),
+            low_confidence=("low_confidence", "sum"),
+            rephrased=("rephrased", "sum"),
+            negative_feedback=("negative_feedback", "sum"),
+        )
+        .reset_index()
+    )
+    u = u[u.defects > 0].sort_values(["domain", "defects", "turns", "utterance"],
+                                     ascending=[True, False, False, True])  # fmt: skip
+    u.insert(1, "rank", u.groupby("domain").cumcount() + 1)
+    out["top_failing"] = u[u["rank"] <= 10]
     t["declined_or_unsure"] = unsure.astype(int)
-    spots = t.groupby("top_intent")[["not_recognized", "low_confidence", "declined_or_unsure"]]
-    spots.sum().nlargest(10, "declined_or_unsure")
-    rates(t[t.experiment.notna()].groupby(["experiment", "arm"]))
-    rows = by_slice.to_dict("records")
-    return {"seconds": time.perf_counter() - started, "by_slice": _by_domain(rows)}
+    g = t.groupby("top_intent")
+    spots = g.agg(domain=("domain", "min"), turns=("defect", "size"),
+                  not_recognized=("not_recognized", "sum"),
+                  low_confidence=("low_confidence", "sum"),
+                  declined_or_unsure=("declined_or_unsure", "sum"),
+                  mean_confidence=("confidence", "mean")).reset_index()  # fmt: skip
+    spots.insert(6, "not_recognized_rate", spots["not_recognized"] / spots["turns"])
+    spots.insert(7, "low_confidence_rate", spots["low_confidence"] / spots["turns"])
+    spots = spots[spots["declined_or_unsure"] > 0]
+    out["hot_spots"] = spots.sort_values(
+        ["declined_or_unsure", "low_confidence", "not_recognized", "top_intent"],
+        ascending=[False, False, False, True]).head(10)  # fmt: skip
+    pairs = t[unsure].groupby(["top_intent", "second_intent"]).agg(
+        turns=("defect", "size"), not_recognized=("not_recognized", "sum"),
+        mean_confidence=("confidence", "mean")).reset_index()  # fmt: skip
+    out["confusions"] = pairs.sort_values(["turns", "top_intent", "second_intent"],
+                                          ascending=[False, True, True]).head(10)  # fmt: skip
+    g = t[t["experiment"] != "(none)"].groupby(["experiment", "arm"])
+    out["arms"] = pd.concat([g["user_id"].nunique().rename("users"), g.size().rename("turns"),
+                             g["model_version"].min(), g["latency_ms"].mean().rename(
+                                 "mean_latency_ms"), rates(g)], axis=1).reset_index()  # fmt: skip
+    # the 20 most recent rephrased turns (declined first), with the next turn when it came
+    # within the window
+    t["next_text"] = pd.Series(texts, dtype=object).shift(-1).where(~np.isnan(sim))
+    t["next_gap_s"] = (gap / 1_000_000).where(~np.isnan(sim))
+    t["next_similarity"] = sim
+    rephrased = t[t["rephrased"] == 1].sort_values(["not_recognized", "ts_us", "turn_id"],
+                                                   ascending=[False, False, True])  # fmt: skip
+    out["friction_examples"] = rephrased.head(20)[[
+        "day", "domain", "text", "intent", "confidence", "next_text", "next_gap_s",
+        "next_similarity", "barge_in", "abandoned", "negative_feedback"]]  # fmt: skip
+    seconds = time.perf_counter() - started
+
+    def plain(v: object) -> object:  # numpy scalars as Python ones, NaN as None
+        v = v.item() if isinstance(v, np.generic) else v
+        return None if isinstance(v, float) and np.isnan(v) else v
+
+    tables = {k: [{c: plain(x) for c, x in r.items()} for r in v.to_dict("records")]
+              for k, v in out.items()}  # fmt: skip
+    return {"seconds": seconds, "tables": tables}
+
+
+def same_tables(a: dict, b: dict) -> list[str]:
+    """Where two engines' KPI tables differ (column names, row count, then the first cell
+    that differs; floats to 1e-9 relative — means depend on summation order)."""
+    import math
+
+    diffs = []
+    for name in a.keys() & b.keys():
+        ra, rb = a[name], b[name]
+        if len(ra) != len(rb):
+            diffs.append(f"{name}: {len(ra)} rows against {len(rb)}")
+            continue
+        for i, (x, y) in enumerate(zip(ra, rb, strict=True)):
+            if list(x) != list(y):
+                diffs.append(f"{name}: columns {list(x)} against {list(y)}")
+                break
+            bad = [k for k in x if not (x[k] == y[k] or (
+                isinstance(x[k], int | float) and isinstance(y[k], int | float)
+                and math.isclose(x[k], y[k], rel_tol=1e-9, abs_tol=1e-12)))]  # fmt: skip
+            if bad:
+                diffs.append(f"{name} row {i + 1}: " + ", ".join(
+                    f"{k} {x[k]!r} against {y[k]!r}" for k in bad))  # fmt: skip
+                break
+    return diffs
 
 
 def child(engine: str, log: str, memory: str) -> None:
@@ -358,12 +439,15 @@ def main() -> None:
         print("  rephrase detector vs ground truth: "
               + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in q.items()))  # fmt: skip
-    done = {e: r["result"]["by_slice"] for e, r in results.items() if "result" in r}
-    equal = all(v == next(iter(done.values())) for v in done.values())
-    print(f"  every rate per domain equal across {', '.join(done)}: {equal}")
+    done = {e: r["result"]["tables"] for e, r in results.items() if "result" in r}
+    first = next(iter(done), None)
+    diffs = {e: same_tables(done[first], t) for e, t in done.items() if e != first}
+    equal = not any(diffs.values())
+    print(f"  every KPI table equal across {', '.join(done)}: {equal}")
+    for e, found in diffs.items():
+        for d in found:
+            print(f"    {first} / {e}: {d}")
     if not equal:
-        for e, v in done.items():
-            print(f"    {e}: {json.dumps(v, sort_keys=True)[:600]}")
         sys.exit(1)
 
 

@@ -1,7 +1,11 @@
-"""Would one aggregation pass make the KPI suite faster? A probe, not the library.
+"""Would one aggregation pass make the KPI suite faster, and what is the least the suite can
+cost? A probe, not the library.
 
     python benchmarks/probe_kpi_one_pass.py LOG current    # the suite as compute_kpis runs it
-    python benchmarks/probe_kpi_one_pass.py LOG cube       # the probe
+    python benchmarks/probe_kpi_one_pass.py LOG cube       # one GROUPING SETS pass
+    python benchmarks/probe_kpi_one_pass.py LOG grain      # one GROUP BY at the finest grain
+    python benchmarks/probe_kpi_one_pass.py LOG floor      # the work every KPI depends on
+    python benchmarks/probe_kpi_one_pass.py LOG floor-hash # the same, users' turns found by hash
 
 ``current`` materialises ``texts``, ``rephrase_candidates`` and the 30-column ``turn_facts``,
 then runs every KPI query over it. ``cube`` materialises the first two only and computes the
@@ -9,7 +13,15 @@ per-slice counts and rates in one ``GROUPING SETS`` query over ``turn_facts`` as
 written), and the latency percentiles and distinct users, sessions and days from ``turns``
 directly (they need no rephrase detection). It leaves out ``friction_examples`` (20 rows in
 ts order: another pass) and the last formatting steps, so it is a lower bound on the time a
-one-pass design would take. Run each in a fresh process, alternating, on a quiet machine.
+one-pass design would take. ``grain`` aggregates ``turn_facts`` (a CTE) once, by every
+dimension and the text (the table every other KPI could roll up from in milliseconds), then
+computes latency and distinct counts from ``turns``: also without ``friction_examples``.
+``floor`` computes ``turn_facts`` and only counts its flags (no table written, no KPI): the
+work every KPI depends on, a floor under any design of the suite on this engine;
+``floor-hash`` partitions the candidates' window by a 64-bit hash of the user id (sorting
+integers, not strings; the fastest window found, though two users whose ids collide would
+share one sequence). Run each in
+a fresh process, alternating, on a quiet machine.
 """
 
 from __future__ import annotations
@@ -54,6 +66,25 @@ GROUP BY GROUPING SETS ((), (domain), (domain, intent), (day, domain), (experime
 """
 
 
+GRAIN = ("day, locale, domain, intent, top_intent, second_intent, model_version, experiment, "
+         "arm, channel, text_id")  # fmt: skip
+
+
+def grain_sql(options: KpiOptions) -> str:
+    sums = ", ".join(f"SUM({f}) AS {f}" for f in FLAGS)
+    return f"""
+SELECT {GRAIN}, COUNT(*) AS turns, {sums}, SUM(confidence) AS confidence_sum,
+  COUNT(confidence) AS confidence_n, SUM(latency_ms) AS latency_sum, COUNT(latency_ms) AS latency_n
+FROM ({kpi_sql("turn_facts", options)}) f
+GROUP BY {GRAIN}
+"""
+
+
+def floor_sql(options: KpiOptions) -> str:
+    sums = ", ".join(f"SUM({f})" for f in FLAGS)
+    return f"SELECT COUNT(*), {sums} FROM ({kpi_sql('turn_facts', options)}) f"
+
+
 def main() -> None:
     log, variant = sys.argv[1], sys.argv[2]
     engine = DuckDBEngine(LogStore(log), memory_limit="6GB", threads=2)
@@ -67,15 +98,23 @@ def main() -> None:
 
     started = time.perf_counter()
     for stage in STAGES[:2]:
-        timed(stage, lambda stage=stage: engine.materialize(stage, kpi_sql(stage, options)))
+        sql = kpi_sql(stage, options)
+        if variant == "floor-hash":
+            sql = sql.replace("PARTITION BY t.user_id", "PARTITION BY hash(t.user_id)")
+        timed(stage, lambda stage=stage, sql=sql: engine.materialize(stage, sql))
     if variant == "current":
         timed(
             "turn_facts", lambda: engine.materialize("turn_facts", kpi_sql("turn_facts", options))
         )
         timed("kpis", lambda: [engine.sql(kpi_sql(name, options)) for name in KPI_TABLES])
-    else:
+    elif variant == "cube":
         timed("cube", lambda: engine.sql(cube_sql(options)))
         timed("from_turns", lambda: [engine.sql(q) for q in FROM_TURNS])
+    elif variant == "grain":
+        timed("grain", lambda: engine.materialize("grain", grain_sql(options)))
+        timed("from_turns", lambda: [engine.sql(q) for q in FROM_TURNS])
+    else:
+        timed("floor", lambda: engine.sql(floor_sql(options)))
     print(variant, round(time.perf_counter() - started, 2), steps)
     engine.close()
 
