@@ -98,6 +98,27 @@ def test_forget_removes_one_users_rows_and_rewrites_only_their_files(tmp_path: P
     LogStore(tmp_path / "a").sql("SELECT * FROM turns_with_feedback")  # still a readable log
 
 
+def test_forget_and_retain_cover_the_rescue_directories_beside_the_log(tmp_path: Path) -> None:
+    """Rows a stopping server could not write wait in LOG.rescued-*, in the log's layout: a
+    deletion request or the retention window that skipped them would leave them behind."""
+    _write_log(tmp_path / "log", users=("ann", "bob"))
+    rescue = tmp_path / "log.rescued-20261106T120000Z-abc123"
+    _write_log(rescue, days=5, users=("ann", "carl"))
+    _write_log(tmp_path / "other.rescued-20261106T120000Z-def456", days=1, users=("ann",))
+    result = forget(tmp_path / "log", "ann")
+    assert (result.turns, result.feedback) == (10, 10)
+    assert any(f.startswith("log.rescued-20261106T120000Z-abc123/turns/date=") for f in
+               result.files_rewritten)  # fmt: skip
+    assert {t["user_id"] for t in read_log(rescue).to_pylist()} == {"carl"}
+    assert {t["user_id"] for t in read_log(tmp_path / "log").to_pylist()} == {"bob"}
+    other = tmp_path / "other.rescued-20261106T120000Z-def456"
+    assert read_log(other).column("user_id").to_pylist() == ["ann"]  # another log's rescue
+    kept = retain(tmp_path / "log", 2, today=START + timedelta(days=4))
+    assert "log.rescued-20261106T120000Z-abc123/turns/date=2026-11-01" in kept.partitions
+    assert sorted(p.name for p in (rescue / "turns").iterdir()) == [
+        "date=2026-11-04", "date=2026-11-05"]  # fmt: skip
+
+
 def test_forget_deletes_files_left_empty(tmp_path: Path) -> None:
     _write_log(tmp_path, days=2, users=("ann",))
     result = forget(tmp_path, "ann")

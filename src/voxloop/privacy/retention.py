@@ -9,6 +9,10 @@
   half of one, and an unreadable file stops the request before anything changed. A file
   left with no row is deleted.
 
+Both cover the rescue directories beside the log too (``LOG.rescued-*``: rows a server could
+not write to the log when it stopped, in the log's own layout, waiting to be copied in), so
+neither a deletion request nor the retention window misses rows held there.
+
 Both append a line to ``privacy_audit.jsonl`` in the log directory: what was asked, when,
 and what was removed. The audit names a user only by the SHA-256 of the id as stored.
 """
@@ -77,6 +81,20 @@ def _check_log(directory: Path) -> None:
         raise DataError("no turn log here (expected turns/date=YYYY-MM-DD/...)", file=directory)
 
 
+def _roots(directory: Path) -> list[Path]:
+    """The log directory, then the rescue directories a server left beside it
+    (`voxloop.log.writer.LogWriter`: ``LOG.rescued-<time>-<id>``)."""
+    rescued = directory.resolve().parent.glob(f"{directory.resolve().name}.rescued-*")
+    return [directory, *sorted(p for p in rescued if p.is_dir())]
+
+
+def _shown(path: Path, directory: Path) -> str:
+    """``path`` relative to the log directory (a rescue directory's: from beside the log)."""
+    if path.is_relative_to(directory):
+        return str(path.relative_to(directory))
+    return str(path.resolve().relative_to(directory.resolve().parent))
+
+
 def _partitions(directory: Path, table: str) -> list[tuple[date, Path]]:
     root = directory / table
     out = []
@@ -118,7 +136,8 @@ def retain(
     dry_run: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RetainResult:
-    """Delete the day partitions older than the last ``days`` days (today included).
+    """Delete the day partitions older than the last ``days`` days (today included), in the
+    log and in the rescue directories beside it.
 
     ``today`` may be at most one day past the real date (UTC), so that a mistyped year does
     not delete the whole log. Every file to delete is counted before any is deleted: an
@@ -141,7 +160,7 @@ def retain(
         doomed: list[tuple[str, Path]] = []
         files, rows = 0, 0
         for table in TABLES:
-            for day, folder in _partitions(directory, table):
+            for day, folder in (p for root in _roots(directory) for p in _partitions(root, table)):
                 if day >= cutoff:
                     continue
                 for part in folder.glob("part-*.parquet"):
@@ -151,12 +170,12 @@ def retain(
                         raise _unreadable(part, e, "nothing was deleted") from None
                     files += 1
                 doomed.append((table, folder))
-        removed = [f"{table}/{folder.name}" for table, folder in doomed]
+        removed = [_shown(folder, directory) for _, folder in doomed]
         if not dry_run:
             for _, folder in doomed:
                 shutil.rmtree(folder)
-            for table in sorted({table for table, _ in doomed}):
-                _fsync_dir(directory / table)
+            for parent in sorted({folder.parent for _, folder in doomed}):
+                _fsync_dir(parent)
         result = RetainResult(cutoff.isoformat(), removed, files, rows)
         if not dry_run:
             _audit(directory, {"action": "retain", "days": days, **asdict(result)}, now())
@@ -185,7 +204,8 @@ def forget(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ForgetResult:
     """Remove every turn and feedback event of ``user_id`` (as stored in the log: pass the
-    hashed id when the log hashes ids) and the feedback on that user's turns.
+    hashed id when the log hashes ids) and the feedback on that user's turns, from the log
+    and from the rescue directories beside it.
 
     Every file is read before any is changed: an unreadable one raises `DataError` naming it
     and the log is left as it was. With ``check_hashed``, an id that matches nothing and is
@@ -205,7 +225,7 @@ def forget(
         turn_ids: set[str] = set()
         hashed_ids = False
         for table in ("turns", "feedback"):  # turns first: their ids find id-less feedback
-            for _, folder in _partitions(directory, table):
+            for _, folder in (p for root in _roots(directory) for p in _partitions(root, table)):
                 for path in sorted(folder.glob("part-*.parquet")):
                     try:
                         names = _check_file(path, table).names
@@ -256,10 +276,10 @@ def forget(
         for path, tmp in swaps:
             if tmp is None:
                 path.unlink()
-                deleted.append(str(path.relative_to(directory)))
+                deleted.append(_shown(path, directory))
             else:
                 os.replace(tmp, path)
-                rewritten.append(str(path.relative_to(directory)))
+                rewritten.append(_shown(path, directory))
         for folder in sorted({path.parent for path, _ in swaps}):
             _fsync_dir(folder)
         result = ForgetResult(digest, counts["turns"], counts["feedback"], rewritten, deleted)
