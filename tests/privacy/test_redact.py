@@ -48,6 +48,19 @@ def test_patterns_redact_email_phone_card_and_long_digits() -> None:
     )
 
 
+def test_a_pattern_names_the_placeholder_where_the_nlu_mislabelled_the_span() -> None:
+    """The NLU tagged a phone number and an e-mail address as places: the log says what
+    they are (a slot keeps the NLU's label, over the right placeholder)."""
+    redactor = Redactor(parse_redaction_config({}, environ=SALT))
+    parse = _parse("call 555 867 5309 or mail bob@example.com at the park",
+                   ("place_name", "555 867 5309"), ("place_name", "mail bob@example.com"),
+                   ("place_name", "the park"))  # fmt: skip
+    out = redactor.parse(parse)
+    assert out.text == "call [phone_number] or [email] at [place_name]"
+    assert [s.value for s in out.slots] == ["[phone_number]", "[email]", "[place_name]"]
+    assert {s.label for s in out.slots} == {"place_name"}
+
+
 def test_spoken_numbers_and_emails_are_redacted() -> None:
     redactor = Redactor(parse_redaction_config({"slot_types": []}, environ=SALT))
     out = redactor.parse(_parse("call five five five one two three four and email jo dot "

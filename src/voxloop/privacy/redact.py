@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from voxloop.privacy.config import RedactionConfig
-from voxloop.privacy.patterns import find_names, find_patterns, first_names
+from voxloop.privacy.patterns import PATTERN_LABELS, find_names, find_patterns, first_names
 from voxloop.schema import Feedback, Parse, Span, Turn
 
 if TYPE_CHECKING:  # imported only when a config names a detector, so that the package does
@@ -40,13 +40,22 @@ class RedactionFailed(Exception):
     """The redactor could not process a turn: it must not be logged."""
 
 
+# The labels of the patterns that say what they matched (all but the generic "number"): in a
+# merged region they win over an NLU slot's label, which can be wrong about such a span.
+_TYPED = frozenset(label for name, label in PATTERN_LABELS.items() if name != "digits")
+
+
 def merge_regions(regions: list[Region]) -> list[Region]:
-    """Sorted, non-overlapping regions; overlaps merge (the earliest region's label wins,
-    on a tie the longest's)."""
+    """Sorted, non-overlapping regions; overlaps merge. A merged region is labelled by its
+    first typed pattern match (e-mail, phone, card, IBAN, secret) if it holds one — a phone
+    number the NLU tagged ``place_name`` is still ``[phone_number]`` — else by its earliest
+    region (on a tie the longest)."""
     out: list[Region] = []
     for start, end, label in sorted(regions, key=lambda r: (r[0], -r[1])):
         if out and start < out[-1][1]:
             s, e, lab = out[-1]
+            if label in _TYPED and lab not in _TYPED:
+                lab = label
             out[-1] = (s, max(e, end), lab)
         else:
             out.append((start, end, label))
