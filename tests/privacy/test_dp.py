@@ -128,6 +128,26 @@ def test_the_budget_ledger_refuses_queries_past_the_budget(tmp_path: Path) -> No
         dp_kpis(log, DpOptions(epsilon=0.1), budget=5.0)
 
 
+def test_gaussian_deltas_add_up_against_the_delta_budget(tmp_path: Path) -> None:
+    """Each Gaussian release has a chance delta of failing its epsilon: without a delta
+    budget, any number of releases at delta 0.1 passed while epsilon lasted."""
+    log = _log(tmp_path / "a", users=6, turns_per_user=2)
+    gauss = DpOptions(epsilon=0.5, mechanism="gaussian", delta=4e-6)
+    dp_kpis(log, gauss, seed=0)
+    result = dp_kpis(log, gauss, seed=0)
+    assert result["spent_delta"] == pytest.approx(8e-6) and result["budget_delta"] == 1e-5
+    assert "(delta 8e-06 of 1e-05)" in format_dp_kpis(result)
+    with pytest.raises(BudgetExhausted, match="8e-06 of delta 1e-05 spent, this query needs 4e-06"):
+        dp_kpis(log, gauss, seed=0)
+    dp_kpis(log, DpOptions(epsilon=0.5), seed=0)  # Laplace spends no delta
+    with pytest.raises(ConfigError, match="cannot be changed"):
+        dp_kpis(log, DpOptions(epsilon=0.1), delta_budget=1e-3)
+    other = _log(tmp_path / "b", users=6, turns_per_user=2)
+    with pytest.raises(BudgetExhausted, match="delta"):  # a larger delta needs a larger budget
+        dp_kpis(other, DpOptions(epsilon=1.0, mechanism="gaussian", delta=0.01), seed=0)
+    dp_kpis(other, DpOptions(epsilon=1.0, mechanism="gaussian", delta=0.01), delta_budget=0.05)
+
+
 def test_concurrent_queries_cannot_spend_past_the_budget(tmp_path: Path) -> None:
     """Each query reads the ledger, computes, then records: without the log's lock, three
     at once all found budget left and released epsilon 12 of a budget of 10."""

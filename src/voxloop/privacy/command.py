@@ -122,6 +122,13 @@ def add_dp_options(kpi: argparse.ArgumentParser) -> None:
         metavar="E",
         help="total epsilon of the log, set on the first DP query (default 10)",
     )
+    kpi.add_argument(
+        "--dp-delta-budget",
+        type=float,
+        default=None,
+        metavar="D",
+        help="total delta of the log (Gaussian releases), set on the first DP query (default 1e-5)",
+    )
     kpi.add_argument("--dp-seed", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -148,6 +155,7 @@ def cmd_dp_kpi(args: argparse.Namespace) -> int:
             until=args.until,
             low_confidence=args.low_confidence,
             budget=args.dp_budget,
+            delta_budget=args.dp_delta_budget,
             seed=args.dp_seed,
         )
     if args.json:  # (a slice by day has dates as keys: ISO strings in JSON)

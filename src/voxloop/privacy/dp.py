@@ -14,7 +14,9 @@ rephrased, barge-in, abandoned, negative feedback); rates are noisy numerator / 
   epsilon), where the query's (epsilon, delta) is split evenly over the m families
   (basic composition).
 - **Budget**: a ledger per log (``privacy_budget.json`` in the log directory) records every
-  release; a query that would take the total past the log's budget is refused with
+  release; epsilons and deltas add up (basic composition), and a query that would take
+  either total past the log's budget (epsilon 10, delta 1e-5 unless set by its first DP
+  query) is refused with
   `BudgetExhausted`, before anything is computed, and a query is recorded only once its
   result is computed (a query that fails spends nothing), before it is released.
 
@@ -59,6 +61,7 @@ __all__ = [
 BUDGET_FILE = "privacy_budget.json"
 DEFAULT_BUDGET = 10.0
 DEFAULT_DELTA = 1e-6
+DEFAULT_DELTA_BUDGET = 1e-5  # ten Gaussian releases at the default delta
 # The released count families: the column of turn_facts summed (None: COUNT) → name.
 COUNTS = (
     "turns",
@@ -176,7 +179,13 @@ def release(
 class Ledger:
     """The privacy budget of one log: ``privacy_budget.json`` in its directory."""
 
-    def __init__(self, directory: str | Path, *, budget: float | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        budget: float | None = None,
+        delta_budget: float | None = None,
+    ) -> None:
         self.path = Path(directory) / BUDGET_FILE
         if self.path.is_file():
             import json
@@ -184,41 +193,69 @@ class Ledger:
             try:
                 self.data: dict[str, Any] = json.loads(self.path.read_text("utf-8"))
                 stored = float(self.data["budget_epsilon"])
-            except (ValueError, KeyError, TypeError) as e:
+                # ledgers written before deltas were budgeted have the default
+                stored_delta = float(self.data.get("budget_delta", DEFAULT_DELTA_BUDGET))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise ConfigError(f"{self.path}: not a privacy budget ledger ({e})") from None
-            if budget is not None and budget != stored:
-                raise ConfigError(
-                    f"the log's budget is {stored} (set by its first DP query, in {self.path}); "
-                    "a budget cannot be changed afterwards",
-                    key="dp_budget",
-                )
+            for asked, kept, key in ((budget, stored, "dp_budget"),
+                                     (delta_budget, stored_delta, "dp_delta_budget")):  # fmt: skip
+                if asked is not None and asked != kept:
+                    raise ConfigError(
+                        f"the log's budget is {kept:g} (set by its first DP query, in "
+                        f"{self.path}); a budget cannot be changed afterwards",
+                        key=key,
+                    )
+            self.data["budget_delta"] = stored_delta
         else:
             budget = DEFAULT_BUDGET if budget is None else budget
             if not (math.isfinite(budget) and budget > 0):
                 raise ConfigError(f"must be a positive number, got {budget}", key="dp_budget")
-            self.data = {"version": 1, "budget_epsilon": budget, "releases": []}
+            delta_budget = DEFAULT_DELTA_BUDGET if delta_budget is None else delta_budget
+            if not (0 <= delta_budget < 1):
+                raise ConfigError(f"must be in [0, 1), got {delta_budget}", key="dp_delta_budget")
+            self.data = {
+                "version": 1,
+                "budget_epsilon": budget,
+                "budget_delta": delta_budget,
+                "releases": [],
+            }
 
     @property
     def budget(self) -> float:
         return float(self.data["budget_epsilon"])
 
     @property
+    def budget_delta(self) -> float:
+        return float(self.data["budget_delta"])
+
+    @property
     def spent(self) -> float:
         return float(sum(r["epsilon"] for r in self.data["releases"]))
 
-    def check(self, epsilon: float) -> None:
-        """Raise `BudgetExhausted` when a release of ``epsilon`` would pass the budget."""
+    @property
+    def spent_delta(self) -> float:
+        return float(sum(r.get("delta") or 0.0 for r in self.data["releases"]))
+
+    def check(self, epsilon: float, delta: float = 0.0) -> None:
+        """Raise `BudgetExhausted` when a release of ``epsilon`` and ``delta`` would pass
+        either budget."""
         if self.spent + epsilon > self.budget + 1e-12:
             raise BudgetExhausted(
                 f"{self.path}: privacy budget exhausted: {self.spent:g} of epsilon "
                 f"{self.budget:g} spent, this query needs {epsilon:g} "
                 f"(left: {max(0.0, self.budget - self.spent):g})"
             )
+        if delta and self.spent_delta + delta > self.budget_delta * (1 + 1e-9):
+            raise BudgetExhausted(
+                f"{self.path}: privacy budget exhausted: {self.spent_delta:g} of delta "
+                f"{self.budget_delta:g} spent, this query needs {delta:g} "
+                f"(left: {max(0.0, self.budget_delta - self.spent_delta):g})"
+            )
 
     def spend(self, epsilon: float, delta: float, what: Mapping[str, Any], now: datetime) -> None:
         """Record a release, or raise `BudgetExhausted` (recording nothing); a ledger that
         cannot be written raises `DataError` (the release must then not be made)."""
-        self.check(epsilon)
+        self.check(epsilon, delta)
         release = {"ts": now.isoformat(), "epsilon": epsilon, "delta": delta, **what}
         releases = [*self.data["releases"], release]
         try:
@@ -288,12 +325,14 @@ def dp_kpis(
     until: str | None = None,
     low_confidence: float = 0.5,
     budget: float | None = None,
+    delta_budget: float | None = None,
     seed: int | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
     """Release the KPI counts and rates of a log with ``options``' privacy, spending its
-    epsilon from the log's ledger: refused before computing when the budget would be
-    exceeded, recorded once the result is computed (a failed query spends nothing)."""
+    epsilon and delta from the log's ledger: refused before computing when a budget would be
+    exceeded, recorded once the result is computed (a failed query spends nothing).
+    ``budget`` and ``delta_budget`` are set by a log's first DP query."""
     if isinstance(by, str):
         by = tuple(c.strip() for c in by.split(",") if c.strip())
     KpiOptions(by=tuple(by), low_confidence=low_confidence)  # validates by
@@ -309,8 +348,8 @@ def dp_kpis(
         "max_turns_per_user": options.max_turns_per_user,
     }
     with exclusive(store.directory, "a DP query"):  # one spender of the budget at a time
-        ledger = Ledger(store.directory, budget=budget)  # read under the lock
-        ledger.check(options.epsilon)  # refuse before computing anything
+        ledger = Ledger(store.directory, budget=budget, delta_budget=delta_budget)  # under lock
+        ledger.check(options.epsilon, options.spent_delta)  # refuse before computing anything
         table = bounded_counts(store, by, options.max_turns_per_user, low_confidence)
         summary, slices = release_rows(table, by, options, np.random.default_rng(seed))
         ledger.spend(options.epsilon, options.spent_delta, what, now())  # then release
@@ -323,6 +362,8 @@ def dp_kpis(
         "noise_scale": noise_scale(options),
         "budget_epsilon": ledger.budget,
         "spent_epsilon": ledger.spent,
+        "budget_delta": ledger.budget_delta,
+        "spent_delta": ledger.spent_delta,
         "summary": summary,
         "by_slice": slices,
     }
@@ -348,6 +389,11 @@ def format_dp_kpis(result: Mapping[str, Any]) -> str:
         f"at most {counted(result['max_turns_per_user'], 'turn')} per user (a turn without "
         "a user id counts as a user of its own); budget "
         f"{result['spent_epsilon']:g} of {result['budget_epsilon']:g} spent"
+        + (
+            f" (delta {result['spent_delta']:g} of {result['budget_delta']:g})"
+            if result["spent_delta"]
+            else ""
+        )
     )
     rows = [{"slice": "(all)", **result["summary"]}] + [
         {"slice": "/".join(str(v) for k, v in r.items() if k not in _ROW_VALUES), **r}
