@@ -123,6 +123,8 @@ def run_pandas(log: str, memory: str) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
+    from voxloop.log.generate import lower_as_sql
+
     started = time.perf_counter()
     files = sorted(Path(log, "turns").glob("date=*/part-*.parquet"))
     cols = ["turn_id", "ts", "user_id", "session_id", "text", "intent", "confidence",
@@ -168,7 +170,7 @@ def run_pandas(log: str, memory: str) -> dict:
     texts = t["text"].to_numpy()
 
     def grams(s: str) -> set:
-        p = f" {s.lower()} "[:256]
+        p = f" {lower_as_sql(s)} "[:256]
         return {p[i : i + 3] for i in range(len(p) - 2)}
 
     memo: dict[tuple[str, str], float] = {}
@@ -229,7 +231,7 @@ def run_pandas(log: str, memory: str) -> dict:
     out["latency"] = pd.DataFrame(rows)
     g = t.groupby(["day", "domain"])
     out["daily"] = pd.concat([g.size().rename("turns"), rates(g)], axis=1).reset_index()
-    t["utterance"] = t["text"].str.strip().str.lower()
+    t["utterance"] = t["text"].map({x: lower_as_sql(x.strip(" ")) for x in t["text"].unique()})
     u = (
         t.groupby(["domain", "utterance"])
         .agg(

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from voxloop.errors import ConfigError
-from voxloop.log.engines import SparkEngine, spark_session
+from voxloop.log.engines import DuckDBEngine, SparkEngine, spark_session
 from voxloop.log.kpi import KPI_TABLES, compute_kpis, format_kpis, format_table, kpis_to_json
 from voxloop.log.store import LogStore
 from voxloop.log.writer import LogWriter
@@ -281,6 +281,36 @@ def test_duckdb_and_spark_give_equal_kpis(simulated: Path, spark: Any) -> None:
     for name in ("arms", "top_failing", "friction_examples", "confusions"):
         assert duck[name].num_rows > 0, name
     assert {r["arm"] for r in rows(duck["arms"])} == {"control", "treatment"}
+
+
+def test_both_engines_and_python_lower_case_turkish_and_greek_alike(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Spark lower-cases "İ" to "i" plus a combining dot and a final "Σ" to "ς"; DuckDB to
+    "i" and "σ": the same log gave other similarities, rephrases and top utterances."""
+    from voxloop.log.generate import trigram_similarity
+
+    said = [("u1", "İSTANBUL'A GİT", None), ("u1", "istanbul'a git", "HassTurnOn"),
+            ("u2", "ΑΝΑΨΕ ΤΟ ΦΩΣ", None), ("u2", "άναψε το φως σας", "HassTurnOn")]  # fmt: skip
+    with LogWriter(tmp_path) as writer:
+        for i, (user, text, intent) in enumerate(said):
+            writer.append_turn(turn(i, text, at=10 * i, user=user, intent=intent))
+    query = "SELECT turn_id, next_similarity, rephrased FROM turn_facts ORDER BY turn_id"
+    found = {}
+    store = LogStore(tmp_path)
+    for engine in (DuckDBEngine(store), SparkEngine(store, session=spark)):
+        try:
+            top = compute_kpis(engine, tables=["top_failing"])["top_failing"]
+            found[engine.name] = (normalised(engine.sql(query)), normalised(top))
+        finally:
+            engine.close()
+    assert found["duckdb"] == found["spark"]
+    facts, top = found["duckdb"]
+    pairs = zip(said[::2], said[1::2], strict=True)
+    expected = [round(trigram_similarity(a[1], b[1]), 9) for a, b in pairs]
+    assert [facts[0]["next_similarity"], facts[2]["next_similarity"]] == expected
+    assert expected[0] == 1.0 and facts[0]["rephrased"] == 1
+    assert "istanbul'a git" in {r["utterance"] for r in top}
 
 
 def test_spark_session_does_not_flood_stderr() -> None:

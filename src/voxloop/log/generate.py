@@ -59,6 +59,7 @@ __all__ = [
     "ModelArm",
     "generate_log",
     "generate_log_fast",
+    "lower_as_sql",
     "parse_utterances",
     "trigram_similarity",
 ]
@@ -138,12 +139,18 @@ class GeneratedLog:
         return set(self.rephrase_kinds)
 
 
+def lower_as_sql(text: str) -> str:
+    """``text`` lower-cased as ``texts.sql`` does in DuckDB and Spark alike: a dotted i
+    ("İ" lower-cased) as "i", every sigma as "σ" (the engines' LOWER differ there)."""
+    return text.lower().replace("i\u0307", "i").replace("ς", "σ")
+
+
 def trigram_similarity(a: str, b: str) -> float:
     """Jaccard similarity of the character trigrams of two lower-cased texts padded with a
     space each side — the definition ``turn_facts.sql`` computes in SQL."""
 
     def grams(text: str) -> set[str]:
-        padded = f" {text.lower()} "[:256]
+        padded = f" {lower_as_sql(text)} "[:256]
         return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
     x, y = grams(a), grams(b)

@@ -1,8 +1,8 @@
 -- top_failing: per domain, the ${top_k} utterances (lower-cased, trimmed) with the most
 -- defective turns — the raw material of the next training set. top_intent is the model's
 -- best guess (the first alphabetically when model versions disagree). Turns are counted per
--- exact text first (by its id in texts.sql), so the lower-casing runs once per distinct
--- text, not once per turn.
+-- exact text first (by its id in texts.sql), whose utterance is lower-cased once per
+-- distinct text, not once per turn.
 WITH per_text AS (
   SELECT
     domain,
@@ -20,7 +20,7 @@ WITH per_text AS (
 utterances AS (
   SELECT
     domain,
-    LOWER(TRIM(x.text)) AS utterance,
+    x.utterance,
     MIN(top_intent) AS top_intent,
     CAST(SUM(turns) AS BIGINT) AS turns,
     CAST(SUM(defects) AS BIGINT) AS defects,
@@ -30,7 +30,7 @@ utterances AS (
     CAST(SUM(negative_feedback) AS BIGINT) AS negative_feedback
   FROM per_text p
   LEFT JOIN texts x ON x.id = p.text_id
-  GROUP BY domain, LOWER(TRIM(x.text))
+  GROUP BY domain, x.utterance
 ),
 ranked AS (
   SELECT
