@@ -17,6 +17,7 @@ truth (overall and per kind of rephrase).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -169,13 +170,15 @@ def run_pandas(log: str, memory: str) -> dict:
     cand = np.flatnonzero(same & (gap <= 30_000_000))
     texts = t["text"].to_numpy()
 
-    def grams(s: str) -> set:
+    @functools.cache  # as the SQL: trigrams once per text, similarity once per pair
+    def grams(s: str) -> frozenset:
         p = f" {lower_as_sql(s)} "[:256]
-        return {p[i : i + 3] for i in range(len(p) - 2)}
+        return frozenset(p[i : i + 3] for i in range(len(p) - 2))
 
     memo: dict[tuple[str, str], float] = {}
 
     def jaccard(pair: tuple[str, str]) -> float:
+        pair = pair if pair[0] <= pair[1] else (pair[1], pair[0])  # Jaccard is symmetric
         if pair not in memo:
             a, b = grams(pair[0]), grams(pair[1])
             u = len(a | b)
@@ -231,7 +234,11 @@ def run_pandas(log: str, memory: str) -> dict:
     out["latency"] = pd.DataFrame(rows)
     g = t.groupby(["day", "domain"])
     out["daily"] = pd.concat([g.size().rename("turns"), rates(g)], axis=1).reset_index()
-    t["utterance"] = t["text"].map({x: lower_as_sql(x.strip(" ")) for x in t["text"].unique()})
+    t["utterance"] = t["text"].str.strip(" ").str.lower()
+    # the texts whose lower-casing the engines normalise (a dotted capital I, a sigma)
+    odd = {x: lower_as_sql(x) for x in t["utterance"].unique() if lower_as_sql(x) != x}
+    if odd:
+        t["utterance"] = t["utterance"].replace(odd)
     u = (
         t.groupby(["domain", "utterance"])
         .agg(
