@@ -6,6 +6,7 @@ import json
 import math
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,8 @@ def test_golden_headline_numbers() -> None:
     assert e.slot_recall == pytest.approx(2 / 4)
     assert e.slot_f1 == pytest.approx(2 * 2 / (4 + 5))  # = 2PR/(P+R) = 0.4444
     assert e.exact_match == pytest.approx(1 / 4)  # only utterance 1
+    # the declined T3's best guess (Weather) is right but its slot is mislabelled
+    assert (e.top_intent_accuracy, e.top_exact_match) == (3 / 4, 1 / 4)
     assert e.not_recognized == pytest.approx(1 / 4)
     # 10 bins, one prediction per bin (top guess correct?, confidence):
     # (T, .85) (T, .75) (F, .55) (T, .35 from the ranking) -> gaps .15 .25 .55 .65
@@ -355,10 +358,23 @@ def test_not_recognized_is_wrong_unless_the_gold_intent_is_none_too() -> None:
     e = evaluate(gold, predicted, n_bins=10)
     assert e.intent_accuracy == 0.5
     assert e.exact_match == 0.5
+    # the best guess: "blah" is wrong (LightsOn), "lights on" right, with its (no) slots
+    assert (e.top_intent_accuracy, e.top_exact_match) == (0.5, 0.5)
     assert e.not_recognized == 1.0
     assert e.confusions == (Confusion("LightsOn", None, 1),)
     # calibration judges the ranking's top guess: (F, .2) and (T, .4)
     assert e.ece == pytest.approx((0.2 + 0.6) / 2)
+
+
+def test_exact_match_of_the_best_guess_counts_a_declined_parse_by_its_top_intent() -> None:
+    gold = [Utterance(T2, "SetAlarm", (span(T2, "7 am", "time"),))]
+    declined = parse(T2, None, 0.4, (span(T2, "7 am", "time"),),
+                     ranking=(IntentScore("SetAlarm", 0.4),))  # fmt: skip
+    e = evaluate(gold, [declined])
+    assert (e.exact_match, e.top_exact_match) == (0.0, 1.0)
+    wrong_slot = replace(declined, slots=(span(T2, "7", "time"),))
+    assert evaluate(gold, [wrong_slot]).top_exact_match == 0.0
+    assert "exact match of the best guess" in format_report(e)
 
 
 def test_not_recognized_with_an_empty_ranking_uses_the_parse_confidence() -> None:

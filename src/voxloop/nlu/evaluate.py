@@ -14,6 +14,8 @@ for the same text and returns an `Evaluation`:
   top-ranked intent: what papers report, whose models cannot decline.
 - **exact match** (sentence accuracy) — intent right *and* the set of
   ``(label, start, end)`` slots identical to the gold set.
+- **exact match of the best guess** — the same with the best guess's intent: the sentence
+  accuracy papers report.
 - **ECE** — expected calibration error of the intent confidence (`calibration_bins`).
 - breakdowns **per domain** and **per locale** (of the *gold* utterance), **per slot
   label**, and the most frequent **intent confusions**.
@@ -139,6 +141,9 @@ class Evaluation:
     top_intent_accuracy: float
     """Intent accuracy of the best guess, a declined parse counted by its top-ranked intent:
     the figure papers report (their models have no "not recognized" answer)."""
+    top_exact_match: float
+    """Exact match of the best guess: its top-ranked intent right and the slot set identical
+    (the sentence accuracy papers report, beside `top_intent_accuracy`)."""
     gold_slots: int
     predicted_slots: int
     correct_slots: int
@@ -165,6 +170,7 @@ class Evaluation:
             "ece": self.ece,
             "not_recognized": self.not_recognized,
             "top_intent_accuracy": self.top_intent_accuracy,
+            "top_exact_match": self.top_exact_match,
             "gold_slots": self.gold_slots,
             "predicted_slots": self.predicted_slots,
             "correct_slots": self.correct_slots,
@@ -344,6 +350,7 @@ def evaluate(
     intent_ok = np.zeros(n, dtype=bool)
     exact = np.zeros(n, dtype=bool)
     top_ok = np.zeros(n, dtype=bool)
+    top_exact = np.zeros(n, dtype=bool)
     top_conf = np.zeros(n, dtype=np.float64)
     n_gold = np.zeros(n, dtype=np.int64)
     n_pred = np.zeros(n, dtype=np.int64)
@@ -375,6 +382,7 @@ def evaluate(
         both = g & p
         n_gold[i], n_pred[i], n_correct[i] = len(g), len(p), len(both)
         exact[i] = ok and g == p
+        top_exact[i] = top_ok[i] and g == p
         gold_by_label.update(label for label, _, _ in g)
         pred_by_label.update(label for label, _, _ in p)
         correct_by_label.update(label for label, _, _ in both)
@@ -411,6 +419,7 @@ def evaluate(
         ece=expected_calibration_error(bins),
         not_recognized=not_recognized / n,
         top_intent_accuracy=float(top_ok.mean()),
+        top_exact_match=float(top_exact.mean()),
         gold_slots=total_gold,
         predicted_slots=total_pred,
         correct_slots=total_correct,
@@ -484,6 +493,7 @@ def format_report(
         [f"intent ECE ({len(e.calibration)} bins)", _pct(e.ece)],
         ["not recognized", _pct(e.not_recognized)],
         ["intent accuracy of the best guess", _pct(e.top_intent_accuracy)],
+        ["exact match of the best guess", _pct(e.top_exact_match)],
         ["gold slots", str(e.gold_slots)],
         ["predicted slots", str(e.predicted_slots)],
         ["correct slots", str(e.correct_slots)],
