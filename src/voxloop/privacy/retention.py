@@ -157,7 +157,7 @@ def retain(
             )
         today = today or real_today
         cutoff = today - timedelta(days=days - 1)  # the oldest day kept
-        doomed: list[tuple[str, Path]] = []
+        doomed: list[Path] = []  # day folders
         files, rows = 0, 0
         for table in TABLES:
             for day, folder in (p for root in _roots(directory) for p in _partitions(root, table)):
@@ -169,12 +169,12 @@ def retain(
                     except (pa.ArrowException, OSError) as e:
                         raise _unreadable(part, e, "nothing was deleted") from None
                     files += 1
-                doomed.append((table, folder))
-        removed = [_shown(folder, directory) for _, folder in doomed]
+                doomed.append(folder)
+        removed = [_shown(folder, directory) for folder in doomed]
         if not dry_run:
-            for _, folder in doomed:
+            for folder in doomed:
                 shutil.rmtree(folder)
-            for parent in sorted({folder.parent for _, folder in doomed}):
+            for parent in sorted({folder.parent for folder in doomed}):
                 _fsync_dir(parent)
         result = RetainResult(cutoff.isoformat(), removed, files, rows)
         if not dry_run:
