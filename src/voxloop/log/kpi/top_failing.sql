@@ -1,5 +1,5 @@
--- top_failing: per domain, the ${top_k} utterances (lower-cased, trimmed) with the most
--- defective turns — the raw material of the next training set. top_intent is the model's
+-- top_failing: per domain, the ${top_k} utterances (trimmed, lower-cased: texts.sql) with
+-- the most defective turns — the raw material of the next training set. top_intent is the model's
 -- best guess (the first alphabetically when model versions disagree). Turns are counted per
 -- exact text first (by its id in texts.sql), whose utterance is lower-cased once per
 -- distinct text, not once per turn.

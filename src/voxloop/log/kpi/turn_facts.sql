@@ -5,9 +5,9 @@
 -- low_confidence  the top intent's confidence < ${low_confidence} (recognized or not)
 -- rephrased       the same user spoke again within ${window_s} s, and the two texts share
 --                 at least ${similarity} of their character trigrams (Jaccard similarity of
---                 the sets of trigrams of the lower-cased texts padded with one space each
---                 side, on their first ${max_chars} characters); or it came within
---                 ${quick_s} s after a turn the parser declined or was unsure of (low_confidence)
+--                 the sets of trigrams of the texts lower-cased as texts.sql says, padded
+--                 with one space each side, on their first ${max_chars} characters); or it
+--                 came within ${quick_s} s after a turn the parser declined or was unsure of (low_confidence)
 --                 and shares at least ${quick_similarity} of the trigrams (a quick retry: a
 --                 paraphrase shares few characters); or the client reported a rephrase of the
 --                 turn in the feedback. The flag is on the turn that was
