@@ -82,6 +82,10 @@ direction = "decrease"
 type = "ratio"
 direction = "decrease"
 
+[experiments.nlu-v2.metrics.task_success_rate]
+type = "ratio"
+direction = "increase"
+
 [experiments.nlu-v2.metrics.latency_ms]
 type = "ratio"
 role = "guardrail"

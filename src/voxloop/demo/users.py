@@ -7,10 +7,11 @@ person would judge it — did it understand what I meant (the utterance's gold i
 did I like how it answered? — and never by which arm or model answered:
 
 - not understood: a barge-in sometimes; usually a rephrase a few seconds later (another
-  utterance of the same intent), at most twice; otherwise often giving up (abandonment);
+  utterance of the same intent), at most twice; otherwise often giving up (abandonment),
+  or sometimes saying the task failed (task success 0);
 - understood: sometimes a barge-in anyway; often a rating of the response when a policy
-  chose one (1.0 when the user likes its style, else 0.0); else sometimes a task-success
-  signal.
+  chose one (1.0 when the user likes its style, else 0.0); else sometimes saying the task
+  succeeded (task success 1).
 
 Requests carry their simulated time (the server runs with ``--replay-clock``).
 """
@@ -266,6 +267,8 @@ class UserSimulation:
                 continue
             if rng.random() < 0.5:
                 feedback("abandonment", 1.0, float(rng.uniform(3, 15)))
+            elif rng.random() < 0.3:  # gave up, and said the task was not done
+                feedback("task_success", 0.0, float(rng.uniform(10, 40)))
             return now
         return now
 
