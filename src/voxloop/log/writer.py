@@ -55,11 +55,13 @@ __all__ = [
     "LogWriter",
     "feedback_row",
     "read_log",
+    "rescue_directories",
     "turn_row",
 ]
 
 SCHEMA_VERSION = 1
 _log = logging.getLogger(__name__)
+_RESCUED = ".rescued-"  # a rescue directory is named LOG.rescued-<time>-<id>, beside LOG
 
 _SLOT = pa.struct(
     [
@@ -512,7 +514,7 @@ class LogWriter:
     def _rescue(self) -> tuple[int, Path | None]:
         """Write every buffered row under a new rescue directory; (rows, its path)."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        name = f"{self.directory.resolve().name}.rescued-{stamp}-{uuid.uuid4().hex[:6]}"
+        name = f"{self.directory.resolve().name}{_RESCUED}{stamp}-{uuid.uuid4().hex[:6]}"
         with self._lock:
             taken = [(b, b.take()) for b in (self._turns, self._feedback)]
         # turns not yet prepared are prepared (redacted) first, as for the log itself
@@ -548,6 +550,13 @@ def _by_day(rows: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, An
     for row in rows:
         days.setdefault(row["ts"].date().isoformat(), []).append(row)
     yield from days.items()
+
+
+def rescue_directories(directory: str | Path) -> list[Path]:
+    """The rescue directories `LogWriter.close` left beside the log ``directory``, in order
+    of their names (the oldest first)."""
+    log = Path(directory).resolve()
+    return sorted(p for p in log.parent.glob(f"{log.name}{_RESCUED}*") if p.is_dir())
 
 
 def _fsync_dir(path: Path) -> None:

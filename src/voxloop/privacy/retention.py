@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from voxloop.errors import ConfigError, DataError
 from voxloop.log.lock import exclusive
 from voxloop.log.store import TABLES, _check_file
-from voxloop.log.writer import _fsync_dir
+from voxloop.log.writer import _fsync_dir, rescue_directories
 
 __all__ = [
     "AUDIT_FILE",
@@ -81,13 +81,6 @@ def _check_log(directory: Path) -> None:
         raise DataError("no turn log here (expected turns/date=YYYY-MM-DD/...)", file=directory)
 
 
-def _roots(directory: Path) -> list[Path]:
-    """The log directory, then the rescue directories a server left beside it
-    (`voxloop.log.writer.LogWriter`: ``LOG.rescued-<time>-<id>``)."""
-    rescued = directory.resolve().parent.glob(f"{directory.resolve().name}.rescued-*")
-    return [directory, *sorted(p for p in rescued if p.is_dir())]
-
-
 def _shown(path: Path, directory: Path) -> str:
     """``path`` relative to the log directory (a rescue directory's: from beside the log)."""
     if path.is_relative_to(directory):
@@ -96,13 +89,17 @@ def _shown(path: Path, directory: Path) -> str:
 
 
 def _partitions(directory: Path, table: str) -> list[tuple[date, Path]]:
-    root = directory / table
+    """The day folders of ``table``, in the log and then in the rescue directories beside it
+    (`voxloop.log.writer.rescue_directories`)."""
     out = []
-    for folder in sorted(root.glob("date=*")) if root.is_dir() else []:
-        try:
-            out.append((date.fromisoformat(folder.name.removeprefix("date=")), folder))
-        except ValueError:
-            raise DataError("not a day partition (expected date=YYYY-MM-DD)", file=folder) from None
+    for root in (directory / table, *(r / table for r in rescue_directories(directory))):
+        for folder in sorted(root.glob("date=*")) if root.is_dir() else []:
+            try:
+                out.append((date.fromisoformat(folder.name.removeprefix("date=")), folder))
+            except ValueError:
+                raise DataError(
+                    "not a day partition (expected date=YYYY-MM-DD)", file=folder
+                ) from None
     return out
 
 
@@ -160,7 +157,7 @@ def retain(
         doomed: list[Path] = []  # day folders
         files, rows = 0, 0
         for table in TABLES:
-            for day, folder in (p for root in _roots(directory) for p in _partitions(root, table)):
+            for day, folder in _partitions(directory, table):
                 if day >= cutoff:
                     continue
                 for part in folder.glob("part-*.parquet"):
@@ -225,7 +222,7 @@ def forget(
         turn_ids: set[str] = set()
         hashed_ids = False
         for table in ("turns", "feedback"):  # turns first: their ids find id-less feedback
-            for _, folder in (p for root in _roots(directory) for p in _partitions(root, table)):
+            for _, folder in _partitions(directory, table):
                 for path in sorted(folder.glob("part-*.parquet")):
                     try:
                         names = _check_file(path, table).names
