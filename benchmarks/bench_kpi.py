@@ -124,7 +124,7 @@ def run_pandas(log: str, memory: str) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from voxloop.log.generate import lower_as_sql
+    from voxloop.log.generate import lower_as_sql, trigrams
 
     started = time.perf_counter()
     files = sorted(Path(log, "turns").glob("date=*/part-*.parquet"))
@@ -170,10 +170,7 @@ def run_pandas(log: str, memory: str) -> dict:
     cand = np.flatnonzero(same & (gap <= 30_000_000))
     texts = t["text"].to_numpy()
 
-    @functools.cache  # as the SQL: trigrams once per text, similarity once per pair
-    def grams(s: str) -> frozenset:
-        p = f" {lower_as_sql(s)} "[:256]
-        return frozenset(p[i : i + 3] for i in range(len(p) - 2))
+    grams = functools.cache(trigrams)  # as the SQL: once per text, similarity once per pair
 
     memo: dict[tuple[str, str], float] = {}
 

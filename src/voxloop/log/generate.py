@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from voxloop.errors import ConfigError, DataError
+from voxloop.log.engines import MAX_CHARS
 from voxloop.log.writer import (
     FEEDBACK_SCHEMA,
     SCHEMA_VERSION,
@@ -62,6 +63,7 @@ __all__ = [
     "lower_as_sql",
     "parse_utterances",
     "trigram_similarity",
+    "trigrams",
 ]
 
 # Share of sessions starting in each UTC hour: night low, morning and evening peaks.
@@ -145,15 +147,17 @@ def lower_as_sql(text: str) -> str:
     return text.lower().replace("i\u0307", "i").replace("ς", "σ")
 
 
+def trigrams(text: str) -> frozenset[str]:
+    """The character trigrams ``turn_facts.sql`` compares: of the text lower-cased
+    (`lower_as_sql`), padded with a space each side, cut to its first ``MAX_CHARS``."""
+    padded = f" {lower_as_sql(text)} "[:MAX_CHARS]
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
 def trigram_similarity(a: str, b: str) -> float:
-    """Jaccard similarity of the character trigrams of two lower-cased texts padded with a
-    space each side — the definition ``turn_facts.sql`` computes in SQL."""
-
-    def grams(text: str) -> set[str]:
-        padded = f" {lower_as_sql(text)} "[:256]
-        return {padded[i : i + 3] for i in range(len(padded) - 2)}
-
-    x, y = grams(a), grams(b)
+    """Jaccard similarity of the `trigrams` of two texts — the definition ``turn_facts.sql``
+    computes in SQL."""
+    x, y = trigrams(a), trigrams(b)
     union = len(x | y)
     return len(x & y) / union if union else 0.0
 
