@@ -9,8 +9,10 @@
 -- trigrams run once per text.
 SELECT
   text,
-  SUBSTRING(CONCAT(' ', REPLACE(REPLACE(LOWER(text), 'i̇', 'i'), 'ς', 'σ'), ' '), 1,
-            ${max_chars}) AS s,
-  REPLACE(REPLACE(LOWER(TRIM(text)), 'i̇', 'i'), 'ς', 'σ') AS utterance,
+  SUBSTRING(CONCAT(' ', lowered, ' '), 1, ${max_chars}) AS s,
+  TRIM(lowered) AS utterance,
   DENSE_RANK() OVER (ORDER BY text) AS id
-FROM (SELECT DISTINCT text FROM turns) d
+FROM (
+  SELECT text, REPLACE(REPLACE(LOWER(text), 'i̇', 'i'), 'ς', 'σ') AS lowered
+  FROM (SELECT DISTINCT text FROM turns) d
+) l

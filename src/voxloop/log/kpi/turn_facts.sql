@@ -7,11 +7,11 @@
 --                 at least ${similarity} of their character trigrams (Jaccard similarity of
 --                 the sets of trigrams of the texts lower-cased as texts.sql says, padded
 --                 with one space each side, on their first ${max_chars} characters); or it
---                 came within ${quick_s} s after a turn the parser declined or was unsure of (low_confidence)
---                 and shares at least ${quick_similarity} of the trigrams (a quick retry: a
---                 paraphrase shares few characters); or the client reported a rephrase of the
---                 turn in the feedback. The flag is on the turn that was
---                 rephrased (the failed one), not on the rephrase.
+--                 came within ${quick_s} s after a turn the parser declined or was unsure
+--                 of (low_confidence) and shares at least ${quick_similarity} of the
+--                 trigrams (a quick retry: a paraphrase shares few characters); or the
+--                 client reported a rephrase of the turn in the feedback. The flag is on
+--                 the turn that was rephrased (the failed one), not on the rephrase.
 -- barge_in, abandoned, negative_feedback  from the feedback (see turns_with_feedback.sql)
 -- defect          not_recognized OR rephrased OR barge_in OR abandoned OR negative_feedback
 --
