@@ -6,12 +6,12 @@ Generates (once) a log of --turns turns with the fast generator: SLURP test utte
 by a classical model trained on SLURP dev; the generator's ground truth (which turns were
 rephrased, and how) is kept beside the log as ``log-N.truth.parquet``. Then each engine runs
 in its own process (so peak memory is its own, from getrusage): DuckDB (voxloop.log.kpi,
-memory_limit 3/4 of --memory so the whole process stays within it, 2 threads;
---repeat times, median quoted), the same ten KPI tables written with
-pandas, and Spark local[2]. Every cell of every KPI table must be equal across engines
-(floats to 1e-9 relative; the script names the first cell that differs and exits 1). Prints wall time, peak RSS, the load average around each run, the
-pandas/DuckDB ratio, and the rephrase detector's precision and recall against the ground
-truth (overall and per kind of rephrase).
+memory_limit 3/4 of --memory so the whole process stays within it, 2 threads; --repeat
+times, median quoted), the same ten KPI tables written with pandas, and Spark local[2].
+Every cell of every KPI table must be equal across engines (floats to 1e-9 relative; the
+script names the first cell that differs and exits 1). Prints wall time, peak RSS, the load
+average around each run, the pandas/DuckDB ratio, and the rephrase detector's precision and
+recall against the ground truth (overall and per kind of rephrase).
 """
 
 from __future__ import annotations
@@ -297,12 +297,15 @@ def run_pandas(log: str, memory: str) -> dict:
 
 
 def same_tables(a: dict, b: dict) -> list[str]:
-    """Where two engines' KPI tables differ (column names, row count, then the first cell
-    that differs; floats to 1e-9 relative — means depend on summation order)."""
+    """Where two engines' KPI tables differ (a table missing, column names, row count, then
+    the first cell that differs; floats to 1e-9 relative — means depend on summation order)."""
     import math
 
     diffs = []
-    for name in a.keys() & b.keys():
+    for name in sorted(a.keys() | b.keys()):
+        if name not in a or name not in b:
+            diffs.append(f"{name}: computed by one engine only")
+            continue
         ra, rb = a[name], b[name]
         if len(ra) != len(rb):
             diffs.append(f"{name}: {len(ra)} rows against {len(rb)}")

@@ -20,8 +20,7 @@ computes latency and distinct counts from ``turns``: also without ``friction_exa
 work every KPI depends on, a floor under any design of the suite on this engine;
 ``floor-hash`` partitions the candidates' window by a 64-bit hash of the user id (sorting
 integers, not strings; the fastest window found, though two users whose ids collide would
-share one sequence). Run each in
-a fresh process, alternating, on a quiet machine.
+share one sequence). Run each in a fresh process, alternating, on a quiet machine.
 """
 
 from __future__ import annotations
@@ -99,7 +98,9 @@ def main() -> None:
     started = time.perf_counter()
     for stage in STAGES[:2]:
         sql = kpi_sql(stage, options)
-        if variant == "floor-hash":
+        if variant == "floor-hash" and stage == "rephrase_candidates":
+            if "PARTITION BY t.user_id" not in sql:
+                sys.exit("rephrase_candidates.sql no longer partitions by t.user_id")
             sql = sql.replace("PARTITION BY t.user_id", "PARTITION BY hash(t.user_id)")
         timed(stage, lambda stage=stage, sql=sql: engine.materialize(stage, sql))
     if variant == "current":
